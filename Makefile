@@ -1,0 +1,65 @@
+# canary: progressive delivery inside the proxy.
+#
+#   make demo    the whole canary flow on this machine (does its own setup)
+#   make test    setup, lint, unit and end-to-end tests (what CI runs)
+#
+# Other targets: setup, wasm, lint, fmt, schema, validate-envoy, bench.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+WASM_PROFILE := wasm-release
+WASM := target/$(WASM_TARGET)/$(WASM_PROFILE)/canary_filter.wasm
+# Release budget for the filter module, in bytes (200 KB).
+WASM_MAX_BYTES := 200000
+ENVOY ?= $(CURDIR)/.tools/bin/envoy
+
+.PHONY: all setup wasm wasm-size lint fmt test unit e2e schema validate-envoy clean
+
+all: wasm
+
+## setup: wasm target and the pinned Envoy into .tools/ (idempotent)
+setup:
+	@./scripts/setup.sh
+
+## wasm: the filter, optimised for size
+wasm:
+	$(CARGO) build -p canary-filter --target $(WASM_TARGET) --profile $(WASM_PROFILE)
+	@$(MAKE) --no-print-directory wasm-size
+
+wasm-size:
+	@size=$$(stat -c %s $(WASM)); \
+	  echo "filter: $(WASM) is $$size bytes (budget $(WASM_MAX_BYTES))"; \
+	  if [ $$size -gt $(WASM_MAX_BYTES) ]; then echo "filter module over budget" >&2; exit 1; fi
+
+## lint: formatting and clippy (native and wasm), warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --exclude canary-filter --all-targets -- -D warnings
+	$(CARGO) clippy -p canary-filter --target $(WASM_TARGET) -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## schema: regenerate the filter configuration's JSON Schema
+schema:
+	UPDATE_SCHEMA=1 $(CARGO) test -p canary-config --test json_schema
+
+## validate-envoy: `envoy --mode validate` on the shipped bootstraps
+validate-envoy: setup wasm
+	@for f in manifests/envoy/standalone.yaml manifests/envoy/ecds.yaml; do \
+	  $(ENVOY) --mode validate -c $$f --log-level warn --base-id $$RANDOM || exit 1; \
+	done
+
+unit:
+	$(CARGO) test --workspace --exclude canary-filter --exclude canary-e2e
+
+e2e: wasm
+	ENVOY=$(ENVOY) $(CARGO) test -p canary-e2e -- --test-threads=2
+
+## test: everything CI runs
+test: setup lint wasm validate-envoy
+	ENVOY=$(ENVOY) $(CARGO) test --workspace --exclude canary-filter
+
+clean:
+	$(CARGO) clean
