@@ -23,7 +23,6 @@ pub enum HeaderMap {
 #[repr(u32)]
 pub enum LogLevel {
     Info = 2,
-    Warn = 3,
     Error = 4,
 }
 

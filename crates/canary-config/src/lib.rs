@@ -10,10 +10,14 @@
 //! - [`sticky`]: the sticky-key hash and cookie lookup.
 //! - [`host_match`]: `:authority` matching.
 //! - [`weight`]: weights in basis points.
+//! - [`ecds`]: the Envoy objects that carry a configuration (ECDS, typed_config).
 //! - [`stats_names`]: metric names and the Envoy tag regexes.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod compiled;
 pub mod document;
+pub mod ecds;
 pub mod host_match;
 pub mod quote;
 pub mod schema;

@@ -1,0 +1,10 @@
+//! The canary filter in a real Envoy 1.40: routing, overrides, sticky keys,
+//! stats, live updates over ECDS, and what happens when the filter cannot
+//! run. Every test starts its own backends and Envoy on ephemeral ports.
+
+mod ecds_updates;
+mod fail_safe;
+mod overrides;
+mod split;
+mod stats;
+mod sticky;

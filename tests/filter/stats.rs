@@ -1,0 +1,118 @@
+//! Per-route, per-version stats match what the upstreams really served,
+//! errors show, and Prometheus sees `route` and `version` labels.
+
+use std::time::Duration;
+
+use canary_config::stats_names::Metric;
+use canary_e2e::setup::{filter_config, Rig};
+use canary_lab::envoy::Delivery;
+use serde_json::json;
+
+fn name(metric: Metric, version: &str) -> String {
+    metric.envoy_name("app", version)
+}
+
+/// The value of a Prometheus sample `metric{route="app",version="..."}`.
+fn prometheus_sample(text: &str, metric: &str, version: &str) -> Option<f64> {
+    let prefix = format!("{metric}{{route=\"app\",version=\"{version}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_equal_what_each_upstream_served() {
+    let rig = Rig::start_with(Delivery::Inline, &filter_config(30.0, json!({})), |spec| {
+        spec.stats_flush_interval = Some(Duration::from_millis(500));
+        spec.concurrency = 2;
+    })
+    .await;
+    let n = 1_000;
+    rig.send_plain(n).await;
+    let (stable, canary) = (rig.stable.served(), rig.canary.served());
+    assert_eq!(stable + canary, n as u64);
+
+    let counters = rig.envoy.counters().await.unwrap();
+    assert_eq!(counters[&name(Metric::Requests, "v1")], stable);
+    assert_eq!(counters[&name(Metric::Requests, "v2")], canary);
+    assert_eq!(counters[&name(Metric::Responses2xx, "v1")], stable);
+    assert_eq!(counters[&name(Metric::Responses2xx, "v2")], canary);
+    for version in ["v1", "v2"] {
+        assert_eq!(counters[&name(Metric::Responses5xx, version)], 0);
+        assert_eq!(counters[&name(Metric::Errors, version)], 0);
+    }
+
+    // Histogram counts catch up at the next flush and then equal the
+    // request counts; Prometheus shows them with labels.
+    let envoy = &rig.envoy;
+    let text = canary_lab::wait::until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || async move {
+            let text = envoy.prometheus().await.ok()?;
+            let v1 = prometheus_sample(&text, "canary_rq_latency_us_count", "v1")?;
+            let v2 = prometheus_sample(&text, "canary_rq_latency_us_count", "v2")?;
+            (v1 as u64 == stable && v2 as u64 == canary).then_some(text)
+        },
+    )
+    .await
+    .unwrap_or_else(|| panic!("histogram counts never matched {stable}/{canary}"));
+    assert_eq!(
+        prometheus_sample(&text, "canary_rq_total", "v1"),
+        Some(stable as f64)
+    );
+    assert_eq!(
+        prometheus_sample(&text, "canary_rq_total", "v2"),
+        Some(canary as f64)
+    );
+    assert!(text.contains("canary_rq_latency_us_bucket{route=\"app\",version=\"v2\",le=\"1000\"}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_canary_shows_in_its_error_counters() {
+    let rig = Rig::start(Delivery::Inline, &filter_config(50.0, json!({}))).await;
+    rig.canary.set_error_rate(1.0);
+    let replies = rig.send_plain(400).await;
+    let failed = replies.iter().filter(|r| r.status == 503).count() as u64;
+    assert_eq!(failed, rig.canary.served_errors());
+    assert!(failed > 100, "{failed}");
+    let counters = rig.envoy.counters().await.unwrap();
+    assert_eq!(counters[&name(Metric::Responses5xx, "v2")], failed);
+    assert_eq!(counters[&name(Metric::Errors, "v2")], failed);
+    assert_eq!(counters[&name(Metric::Errors, "v1")], 0);
+    assert_eq!(
+        counters[&name(Metric::Responses2xx, "v1")],
+        rig.stable.served()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_local_replies_count_as_canary_errors() {
+    let rig = Rig::start(Delivery::Inline, &filter_config(100.0, json!({}))).await;
+    // Nothing listens on the canary's port any more: Envoy answers 503
+    // itself (connection refused), and the filter counts it.
+    rig.canary.close();
+    let canary = rig.canary.addr();
+    canary_lab::wait::until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || async move {
+            tokio::net::TcpStream::connect(canary)
+                .await
+                .err()
+                .map(|_| ())
+        },
+    )
+    .await
+    .expect("the canary's port closes");
+    let replies = rig.send_plain(20).await;
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.status == 503 && r.served_by.is_none()),
+        "{replies:?}"
+    );
+    let counters = rig.envoy.counters().await.unwrap();
+    assert_eq!(counters[&name(Metric::Responses5xx, "v2")], 20);
+    assert_eq!(counters[&name(Metric::Errors, "v2")], 20);
+}
