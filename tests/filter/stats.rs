@@ -116,3 +116,48 @@ async fn envoy_local_replies_count_as_canary_errors() {
     assert_eq!(counters[&name(Metric::Responses5xx, "v2")], 20);
     assert_eq!(counters[&name(Metric::Errors, "v2")], 20);
 }
+
+/// The shipped bootstraps extract exactly the labels the code names.
+#[test]
+fn shipped_stats_tags_match_the_metric_names() {
+    use canary_config::stats_names::{ROUTE_TAG_REGEX, VERSION_TAG_REGEX};
+    for (file, text) in [
+        ("standalone.yaml", canary_lab::envoy::STANDALONE_BOOTSTRAP),
+        ("ecds.yaml", canary_lab::envoy::ECDS_BOOTSTRAP),
+    ] {
+        let bootstrap: serde_json::Value = serde_yaml_value(text);
+        let tags = bootstrap["stats_config"]["stats_tags"]
+            .as_array()
+            .expect("stats_tags");
+        let find = |tag: &str| {
+            tags.iter()
+                .find(|t| t["tag_name"] == tag)
+                .and_then(|t| t["regex"].as_str())
+                .unwrap_or_else(|| panic!("{file}: no {tag} tag"))
+                .to_owned()
+        };
+        assert_eq!(find("route"), ROUTE_TAG_REGEX, "{file}");
+        assert_eq!(find("version"), VERSION_TAG_REGEX, "{file}");
+        let text = bootstrap.to_string();
+        assert!(
+            text.contains("\"remove\":\"x-canary-version\""),
+            "{file}: routing header not removed"
+        );
+        if file == "standalone.yaml" {
+            assert!(text.contains("FAIL_OPEN"), "{file}: not FAIL_OPEN");
+        }
+    }
+    let ecds_resource = std::fs::read_to_string(
+        canary_lab::paths::repo_root().join("manifests/envoy/canary-filter.ecds.yaml"),
+    )
+    .expect("the shipped ECDS resource exists");
+    let ecds_resource = serde_yaml_value(&ecds_resource).to_string();
+    assert!(
+        ecds_resource.contains("FAIL_OPEN"),
+        "canary-filter.ecds.yaml: not FAIL_OPEN"
+    );
+}
+
+fn serde_yaml_value(text: &str) -> serde_json::Value {
+    serde_yaml::from_str(text).expect("shipped bootstrap is YAML")
+}
