@@ -32,4 +32,18 @@ if ! "$ENVOY" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
   "$ENVOY" --version >&2
 fi
 
-log "ok: envoy at $ENVOY"
+# Debian packages the end-to-end tests and benchmarks run for real:
+# Prometheus (a test starts its own server on loopback).
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 \
+    || { $sudo apt-get update >/dev/null && $sudo apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+if ! command -v prometheus >/dev/null 2>&1; then
+  log "installing Prometheus (Debian package prometheus)"
+  apt_install prometheus
+fi
+
+log "ok: envoy at $ENVOY, prometheus at $(command -v prometheus)"

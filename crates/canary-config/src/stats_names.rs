@@ -27,7 +27,7 @@ pub const VERSION_TAG_REGEX: &str =
     r"^wasmcustom\.canary\.route\.[A-Za-z0-9_-]+\.(version\.([A-Za-z0-9_-]+)\.)";
 
 /// Every metric the filter records per route entry and version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Metric {
     /// Counter: requests the filter routed (counted when the request
     /// headers arrive).

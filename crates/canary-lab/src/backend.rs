@@ -12,7 +12,13 @@
 //! - `GET /metrics`: Prometheus text with the backend's own counters and a
 //!   CPU usage ratio a scenario can set (`canary_sim_cpu_usage_ratio`).
 //!
-//! Health checks and metric scrapes are not counted as served requests.
+//! - `GET /_sim/state`: the counters and fault settings as JSON.
+//! - `PUT /_sim/faults`: change faults while serving, with a JSON object of
+//!   any of `error_rate` (0–1), `latency_ms`, `healthy`, `cpu` (so a test
+//!   can drive a backend that runs as its own process).
+//!
+//! Health checks, metric scrapes and `/_sim/` calls are not counted as
+//! served requests.
 
 use std::convert::Infallible;
 use std::io;
@@ -22,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -208,6 +214,19 @@ async fn answer(
             StatusCode::OK,
             Bytes::from(metrics_text(&state)),
         )),
+        "/_sim/state" => Ok(json_reply(&state, StatusCode::OK, state_json(&state))),
+        "/_sim/faults" if request.method() == hyper::Method::PUT => {
+            let body = match request.into_body().collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(err) => {
+                    return Ok(json_reply(&state, StatusCode::BAD_REQUEST, error_json(&err.to_string())))
+                }
+            };
+            match apply_faults(&state, &body) {
+                Ok(()) => Ok(json_reply(&state, StatusCode::OK, state_json(&state))),
+                Err(reason) => Ok(json_reply(&state, StatusCode::BAD_REQUEST, error_json(&reason))),
+            }
+        }
         _ => {
             let latency = state.extra_latency_us.load(Ordering::Relaxed);
             if latency > 0 {
@@ -251,6 +270,76 @@ fn reply(state: &State, status: StatusCode, body: Bytes) -> Response<Full<Bytes>
         response.headers_mut().insert(SERVED_BY_HEADER, value);
     }
     response
+}
+
+fn json_reply(state: &State, status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = reply(state, status, Bytes::from(body.to_string()));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn error_json(reason: &str) -> serde_json::Value {
+    serde_json::json!({ "error": reason })
+}
+
+fn state_json(state: &State) -> serde_json::Value {
+    serde_json::json!({
+        "version": state.version,
+        "served": state.served.load(Ordering::Relaxed),
+        "served_errors": state.served_errors.load(Ordering::Relaxed),
+        "health_checks": state.health_checks.load(Ordering::Relaxed),
+        "error_rate": f64::from(state.error_ppm.load(Ordering::Relaxed)) / 1_000_000.0,
+        "latency_ms": state.extra_latency_us.load(Ordering::Relaxed) as f64 / 1_000.0,
+        "healthy": state.healthy.load(Ordering::Relaxed),
+        "cpu": f64::from(state.cpu_ppm.load(Ordering::Relaxed)) / 1_000_000.0,
+    })
+}
+
+/// Faults a backend can be switched to over HTTP.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Share of requests answered with 503 (0–1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// Added latency in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Whether `/healthz` passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy: Option<bool>,
+    /// CPU usage ratio reported on `/metrics`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<f64>,
+}
+
+fn apply_faults(state: &State, body: &[u8]) -> Result<(), String> {
+    let faults: Faults = serde_json::from_slice(body).map_err(|err| format!("invalid faults: {err}"))?;
+    if let Some(rate) = faults.error_rate {
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(format!("error_rate must be between 0 and 1, got {rate}"));
+        }
+        state.error_ppm.store((rate * 1_000_000.0).round() as u32, Ordering::Relaxed);
+    }
+    if let Some(ms) = faults.latency_ms {
+        if !(0.0..=600_000.0).contains(&ms) {
+            return Err(format!("latency_ms must be between 0 and 600000, got {ms}"));
+        }
+        state.extra_latency_us.store((ms * 1_000.0).round() as u64, Ordering::Relaxed);
+    }
+    if let Some(healthy) = faults.healthy {
+        state.healthy.store(healthy, Ordering::Relaxed);
+    }
+    if let Some(cpu) = faults.cpu {
+        if !(0.0..=1_000.0).contains(&cpu) {
+            return Err(format!("cpu must be between 0 and 1000, got {cpu}"));
+        }
+        state.cpu_ppm.store((cpu * 1_000_000.0).round() as u32, Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 fn metrics_text(state: &State) -> String {

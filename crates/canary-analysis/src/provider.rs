@@ -1,0 +1,440 @@
+//! Where a metric's measurements come from. The engine never calls a
+//! provider: it hands these typed settings to the caller, who measures and
+//! feeds the result back.
+//!
+//! `prometheus` and `web` are Argo Rollouts' own; `envoy` (the canary
+//! filter's stats) and `kubernetes` (pod readiness and CPU) are canary's.
+
+use std::time::Duration;
+
+use crate::fields::{Object, Reader, Unsupported};
+use crate::yaml::Node;
+
+/// A metric's provider.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Provider {
+    /// A PromQL query; `result` is a number or a list of numbers.
+    Prometheus(PrometheusQuery),
+    /// An HTTP call; `result` is what `jsonPath` selects.
+    Web(WebQuery),
+    /// The canary filter's stats from Envoy's admin endpoint.
+    Envoy(EnvoyQuery),
+    /// Pods of the version, from the Kubernetes API.
+    Kubernetes(KubernetesQuery),
+}
+
+impl Provider {
+    /// The provider's name as written in templates.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Provider::Prometheus(_) => "prometheus",
+            Provider::Web(_) => "web",
+            Provider::Envoy(_) => "envoy",
+            Provider::Kubernetes(_) => "kubernetes",
+        }
+    }
+
+    /// Whether the provider reports how many samples a value stands on,
+    /// which `minSamples` needs.
+    pub fn reports_samples(&self) -> bool {
+        matches!(self, Provider::Envoy(_) | Provider::Kubernetes(_))
+    }
+}
+
+/// A header sent with a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Header name.
+    pub key: String,
+    /// Header value.
+    pub value: String,
+}
+
+/// `provider.prometheus`, as Argo Rollouts defines it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrometheusQuery {
+    /// Server address (`http://prometheus:9090`); the controller's default
+    /// when absent.
+    pub address: Option<String>,
+    /// The PromQL query.
+    pub query: String,
+    /// Query timeout (Argo: `timeout`, in seconds).
+    pub timeout: Option<Duration>,
+    /// Skip TLS verification.
+    pub insecure: bool,
+    /// Extra request headers.
+    pub headers: Vec<Header>,
+}
+
+/// HTTP method of a web metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebMethod {
+    /// GET (the default).
+    Get,
+    /// POST.
+    Post,
+    /// PUT.
+    Put,
+}
+
+/// `provider.web`, as Argo Rollouts defines it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebQuery {
+    /// Request method.
+    pub method: WebMethod,
+    /// URL to call.
+    pub url: String,
+    /// Request headers.
+    pub headers: Vec<Header>,
+    /// Request body as text.
+    pub body: Option<String>,
+    /// Request body as JSON (`jsonBody`).
+    pub json_body: Option<serde_json::Value>,
+    /// Request timeout (`timeoutSeconds`, default 10).
+    pub timeout: Duration,
+    /// Kubernetes JSONPath selecting `result` from the response
+    /// (`{$.data.ok}`); the whole document when absent.
+    pub json_path: Option<String>,
+    /// Skip TLS verification.
+    pub insecure: bool,
+}
+
+/// Which version's stats a measurement reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionSelector {
+    /// The canary only (the default): stable's traffic never dilutes it.
+    Canary,
+    /// The stable version only.
+    Stable,
+    /// Both: `result` is `{canary: …, stable: …}`, so a condition can
+    /// compare them (`result.canary >= result.stable - 0.01`).
+    Both,
+}
+
+/// What an Envoy metric measures over its window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EnvoyQuantity {
+    /// Share of completed requests that did not fail (0–1).
+    SuccessRate,
+    /// Share of completed requests that failed: 5xx and resets (0–1).
+    ErrorRate,
+    /// Requests per second.
+    RequestRate,
+    /// A latency quantile, in milliseconds.
+    Latency {
+        /// The quantile, between 0 and 1 (`0.99`).
+        quantile: f64,
+    },
+}
+
+/// `provider.envoy`: the canary filter's stats for one route entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvoyQuery {
+    /// The filter's route entry (`routes[].name`).
+    pub route: String,
+    /// Which version.
+    pub version: VersionSelector,
+    /// What to measure.
+    pub quantity: EnvoyQuantity,
+    /// The window the value covers (the difference between two scrapes);
+    /// the time since the previous measurement when absent.
+    pub window: Option<Duration>,
+}
+
+/// What a Kubernetes metric measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubernetesQuantity {
+    /// Ready pods ÷ pods (0–1); samples = pods.
+    ReadyRatio,
+    /// CPU used ÷ CPU requested, averaged over pods; samples = pods.
+    CpuRatio,
+}
+
+/// `provider.kubernetes`: pods matching a label selector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KubernetesQuery {
+    /// Namespace; the controller's own when absent.
+    pub namespace: Option<String>,
+    /// Label selector (`app=web,version=v2`).
+    pub selector: String,
+    /// What to measure.
+    pub quantity: KubernetesQuantity,
+}
+
+const UNSUPPORTED_PROVIDERS: &[Unsupported] = &[
+    (
+        "job",
+        "canary runs no Kubernetes Jobs; use `web` to call a test endpoint",
+    ),
+    (
+        "datadog",
+        "canary supports the prometheus, web, envoy and kubernetes providers",
+    ),
+    (
+        "newRelic",
+        "canary supports the prometheus, web, envoy and kubernetes providers",
+    ),
+    (
+        "wavefront",
+        "canary supports the prometheus, web, envoy and kubernetes providers",
+    ),
+    (
+        "kayenta",
+        "canary supports the prometheus, web, envoy and kubernetes providers",
+    ),
+    (
+        "cloudWatch",
+        "canary supports the prometheus, web, envoy and kubernetes providers",
+    ),
+    (
+        "graphite",
+        "canary supports the prometheus, web, envoy and kubernetes providers",
+    ),
+    (
+        "influxdb",
+        "canary supports the prometheus, web, envoy and kubernetes providers",
+    ),
+    (
+        "skywalking",
+        "canary supports the prometheus, web, envoy and kubernetes providers",
+    ),
+    ("plugin", "canary loads no metric plugins"),
+];
+
+const AUTHENTICATION: Unsupported = (
+    "authentication",
+    "sigv4 and OAuth2 are not implemented; pass a token with `headers`",
+);
+
+/// Reads `provider` of a metric: exactly one provider.
+pub fn read_provider(r: &mut Reader, path: String, node: &Node) -> Option<Provider> {
+    let known = ["prometheus", "web", "envoy", "kubernetes"];
+    let object = Object::open(r, path, node, &known, UNSUPPORTED_PROVIDERS)?;
+    let present: Vec<&str> = known.into_iter().filter(|k| object.has(k)).collect();
+    match present.as_slice() {
+        [] => {
+            let supported = known.join(", ");
+            if object.node().entries().is_some_and(<[_]>::is_empty) {
+                r.fail(
+                    object.line(),
+                    object.path.clone(),
+                    format!("no provider; set one of: {supported}"),
+                );
+            }
+            None
+        }
+        [one] => {
+            let node = object.require(r, one)?;
+            let at = object.at(one);
+            match *one {
+                "prometheus" => read_prometheus(r, at, node).map(Provider::Prometheus),
+                "web" => read_web(r, at, node).map(Provider::Web),
+                "envoy" => read_envoy(r, at, node).map(Provider::Envoy),
+                _ => read_kubernetes(r, at, node).map(Provider::Kubernetes),
+            }
+        }
+        many => {
+            let reason = format!(
+                "more than one provider ({}); set exactly one",
+                many.join(", ")
+            );
+            r.fail(object.line(), object.path.clone(), reason);
+            None
+        }
+    }
+}
+
+fn read_headers(r: &mut Reader, object: &Object<'_>) -> Vec<Header> {
+    let Some(items) = object.list(r, "headers") else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("{}[{i}]", object.at("headers"));
+        let Some(header) = Object::open(r, path, item, &["key", "value"], &[]) else {
+            continue;
+        };
+        let key = header.required_string(r, "key");
+        let value = header.string(r, "value").unwrap_or_default();
+        if let Some(key) = key {
+            out.push(Header { key, value });
+        }
+    }
+    out
+}
+
+fn read_prometheus(r: &mut Reader, path: String, node: &Node) -> Option<PrometheusQuery> {
+    let known = ["address", "query", "timeout", "insecure", "headers"];
+    let object = Object::open(r, path, node, &known, &[AUTHENTICATION])?;
+    let address = object.string(r, "address");
+    let query = object.required_string(r, "query");
+    let timeout = object
+        .int(r, "timeout", 1)
+        .map(|s| Duration::from_secs(s.unsigned_abs()));
+    let insecure = object.bool(r, "insecure").unwrap_or(false);
+    let headers = read_headers(r, &object);
+    Some(PrometheusQuery {
+        address,
+        query: query?,
+        timeout,
+        insecure,
+        headers,
+    })
+}
+
+fn read_web(r: &mut Reader, path: String, node: &Node) -> Option<WebQuery> {
+    let known = [
+        "method",
+        "url",
+        "headers",
+        "body",
+        "jsonBody",
+        "timeoutSeconds",
+        "jsonPath",
+        "insecure",
+    ];
+    let object = Object::open(r, path, node, &known, &[AUTHENTICATION])?;
+    let method = match object.string(r, "method").as_deref() {
+        None | Some("GET") => Some(WebMethod::Get),
+        Some("POST") => Some(WebMethod::Post),
+        Some("PUT") => Some(WebMethod::Put),
+        Some(other) => {
+            object.fail(r, "method", format!("{other:?} is not GET, POST or PUT"));
+            None
+        }
+    };
+    let url = object.required_string(r, "url");
+    let headers = read_headers(r, &object);
+    let body = object.string(r, "body");
+    let json_body = object.get("jsonBody").map(to_json);
+    if body.is_some() && json_body.is_some() {
+        object.fail(r, "jsonBody", "set either `body` or `jsonBody`, not both");
+    }
+    let timeout = object
+        .int(r, "timeoutSeconds", 1)
+        .map_or(10, i64::unsigned_abs);
+    let json_path = object.string(r, "jsonPath");
+    let insecure = object.bool(r, "insecure").unwrap_or(false);
+    Some(WebQuery {
+        method: method?,
+        url: url?,
+        headers,
+        body,
+        json_body,
+        timeout: Duration::from_secs(timeout),
+        json_path,
+        insecure,
+    })
+}
+
+fn read_envoy(r: &mut Reader, path: String, node: &Node) -> Option<EnvoyQuery> {
+    let known = ["route", "version", "quantity", "quantile", "window"];
+    let object = Object::open(r, path, node, &known, &[])?;
+    let route = object.required_string(r, "route");
+    let version = match object.string(r, "version").as_deref() {
+        None | Some("canary") => Some(VersionSelector::Canary),
+        Some("stable") => Some(VersionSelector::Stable),
+        Some("both") => Some(VersionSelector::Both),
+        Some(other) => {
+            object.fail(
+                r,
+                "version",
+                format!("{other:?} is not canary, stable or both"),
+            );
+            None
+        }
+    };
+    let quantile = object.float(r, "quantile");
+    let quantity = match object.required_string(r, "quantity").as_deref() {
+        None => None,
+        Some("success-rate") => Some(EnvoyQuantity::SuccessRate),
+        Some("error-rate") => Some(EnvoyQuantity::ErrorRate),
+        Some("request-rate") => Some(EnvoyQuantity::RequestRate),
+        Some("latency") => match quantile {
+            Some(q) if q > 0.0 && q < 1.0 => Some(EnvoyQuantity::Latency { quantile: q }),
+            Some(q) => {
+                object.fail(
+                    r,
+                    "quantile",
+                    format!("must be between 0 and 1 (e.g. 0.99), got {q}"),
+                );
+                None
+            }
+            None if object.has("quantile") => None,
+            None => {
+                object.fail(
+                    r,
+                    "quantile",
+                    "missing; latency needs a quantile such as 0.99",
+                );
+                None
+            }
+        },
+        Some(other) => {
+            object.fail(
+                r,
+                "quantity",
+                format!("{other:?} is not success-rate, error-rate, request-rate or latency"),
+            );
+            None
+        }
+    };
+    if quantile.is_some() && !matches!(quantity, Some(EnvoyQuantity::Latency { .. }) | None) {
+        object.fail(r, "quantile", "only latency takes a quantile");
+    }
+    let window = object.duration(r, "window");
+    if window.is_some_and(|w| w.is_zero()) {
+        object.fail(r, "window", "must be longer than 0s");
+    }
+    Some(EnvoyQuery {
+        route: route?,
+        version: version?,
+        quantity: quantity?,
+        window,
+    })
+}
+
+fn read_kubernetes(r: &mut Reader, path: String, node: &Node) -> Option<KubernetesQuery> {
+    let known = ["namespace", "selector", "quantity"];
+    let object = Object::open(r, path, node, &known, &[])?;
+    let namespace = object.string(r, "namespace");
+    let selector = object.required_string(r, "selector");
+    let quantity = match object.required_string(r, "quantity").as_deref() {
+        None => None,
+        Some("ready-ratio") => Some(KubernetesQuantity::ReadyRatio),
+        Some("cpu-ratio") => Some(KubernetesQuantity::CpuRatio),
+        Some(other) => {
+            object.fail(
+                r,
+                "quantity",
+                format!("{other:?} is not ready-ratio or cpu-ratio"),
+            );
+            None
+        }
+    };
+    Some(KubernetesQuery {
+        namespace,
+        selector: selector?,
+        quantity: quantity?,
+    })
+}
+
+/// A document value as JSON (for `jsonBody`).
+fn to_json(node: &Node) -> serde_json::Value {
+    use crate::yaml::Value;
+    match &node.value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::Str(s) => serde_json::Value::String(s.clone()),
+        Value::Seq(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
+        Value::Map(entries) => serde_json::Value::Object(
+            entries
+                .iter()
+                .map(|e| (e.key.clone(), to_json(&e.value)))
+                .collect(),
+        ),
+    }
+}

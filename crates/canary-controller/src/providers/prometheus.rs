@@ -1,0 +1,150 @@
+//! `provider.prometheus`: an instant query over Prometheus' HTTP API.
+//!
+//! As Argo Rollouts does: a vector gives `result` as a list of its sample
+//! values (so conditions index it, `result[0]`), a scalar gives a number,
+//! NaN and infinities pass through for `isNaN`/`isInf`. Other result types
+//! are an error. One difference, on purpose: an empty vector is *not
+//! enough data* (retried without counting) rather than an evaluation error.
+
+use std::time::Duration;
+
+use canary_analysis::provider::PrometheusQuery;
+use canary_analysis::{MeasurementResult, MetricValue};
+use serde_json::Value;
+
+use crate::providers::http::{HttpClient, HttpRequest};
+
+/// Default query timeout when the template sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `query` against its address (or `default_address`).
+pub async fn measure(http: &HttpClient, query: &PrometheusQuery, default_address: Option<&str>) -> MeasurementResult {
+    let Some(address) = query.address.as_deref().or(default_address) else {
+        return MeasurementResult::error(
+            "no Prometheus address: set provider.prometheus.address or the controller's --prometheus-url",
+        );
+    };
+    let timeout = query.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
+    let mut request = HttpRequest::get(&url)
+        .query("query", &query.query)
+        .query("timeout", &format!("{}s", timeout.as_secs().max(1)))
+        .timeout(timeout)
+        .insecure(query.insecure);
+    for header in &query.headers {
+        request = request.header(&header.key, &header.value);
+    }
+    let response = match http.send(request).await {
+        Ok(response) => response,
+        Err(err) => return MeasurementResult::error(format!("Prometheus at {address}: {err}")),
+    };
+    let body: Value = match serde_json::from_slice(&response.body) {
+        Ok(body) => body,
+        Err(_) => {
+            return MeasurementResult::error(format!(
+                "Prometheus at {address} answered {} with a body that is not JSON: {}",
+                response.status,
+                response.text_excerpt()
+            ))
+        }
+    };
+    interpret(&body, response.status)
+}
+
+/// Turns an API answer into a measurement.
+pub fn interpret(body: &Value, status: u16) -> MeasurementResult {
+    if body.get("status").and_then(Value::as_str) != Some("success") {
+        let error_type = body.get("errorType").and_then(Value::as_str).unwrap_or("unknown");
+        let error = body.get("error").and_then(Value::as_str).unwrap_or("no error message");
+        return MeasurementResult::error(format!("Prometheus query failed ({status}, {error_type}): {error}"));
+    }
+    let Some(data) = body.get("data") else {
+        return MeasurementResult::error("Prometheus answer has no `data`");
+    };
+    let result = data.get("result");
+    match data.get("resultType").and_then(Value::as_str) {
+        Some("vector") => {
+            let Some(samples) = result.and_then(Value::as_array) else {
+                return MeasurementResult::error("Prometheus vector result is not a list");
+            };
+            if samples.is_empty() {
+                return MeasurementResult::not_enough_data("the query returned an empty vector");
+            }
+            let mut values = Vec::with_capacity(samples.len());
+            for sample in samples {
+                match sample.get("value").and_then(sample_value) {
+                    Some(value) => values.push(MetricValue::Number(value)),
+                    None => return MeasurementResult::error(format!("Prometheus sample without a value: {sample}")),
+                }
+            }
+            let count = values.len() as u64;
+            MeasurementResult::sampled(MetricValue::List(values), count)
+        }
+        Some("scalar") => match result.and_then(sample_value) {
+            Some(value) => MeasurementResult::value(value),
+            None => MeasurementResult::error("Prometheus scalar result without a value"),
+        },
+        Some(other) => MeasurementResult::error(format!(
+            "Prometheus result type {other} is not supported; write a query that returns a vector or a scalar"
+        )),
+        None => MeasurementResult::error("Prometheus answer has no resultType"),
+    }
+}
+
+/// A `[timestamp, "value"]` pair's value; Prometheus writes NaN and
+/// infinities as `"NaN"`, `"+Inf"`, `"-Inf"`.
+fn sample_value(pair: &Value) -> Option<f64> {
+    let text = pair.as_array()?.get(1)?.as_str()?;
+    match text {
+        "NaN" => Some(f64::NAN),
+        "+Inf" | "Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        other => other.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn vectors_become_lists() {
+        let body = json!({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {"pod": "a"}, "value": [1.0, "0.5"]},
+            {"metric": {"pod": "b"}, "value": [1.0, "NaN"]}
+        ]}});
+        match interpret(&body, 200) {
+            MeasurementResult::Value { value: MetricValue::List(items), samples: Some(2) } => {
+                assert_eq!(items[0], MetricValue::Number(0.5));
+                assert!(matches!(items[1], MetricValue::Number(n) if n.is_nan()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn scalars_become_numbers() {
+        let body = json!({"status": "success", "data": {"resultType": "scalar", "result": [1.0, "+Inf"]}});
+        assert_eq!(interpret(&body, 200), MeasurementResult::value(f64::INFINITY));
+    }
+
+    #[test]
+    fn empty_vectors_are_not_enough_data() {
+        let body = json!({"status": "success", "data": {"resultType": "vector", "result": []}});
+        assert!(matches!(interpret(&body, 200), MeasurementResult::NotEnoughData(_)));
+    }
+
+    #[test]
+    fn errors_and_unsupported_types() {
+        let body = json!({"status": "error", "errorType": "bad_data", "error": "parse error at char 3"});
+        match interpret(&body, 400) {
+            MeasurementResult::Error(text) => assert!(text.contains("bad_data") && text.contains("char 3"), "{text}"),
+            other => panic!("{other:?}"),
+        }
+        let body = json!({"status": "success", "data": {"resultType": "matrix", "result": []}});
+        assert!(matches!(interpret(&body, 200), MeasurementResult::Error(e) if e.contains("matrix")));
+        let body = json!({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}});
+        assert!(matches!(interpret(&body, 200), MeasurementResult::Error(_)));
+    }
+}

@@ -1,0 +1,97 @@
+//! `provider.web`: call a URL and pick `result` out of its JSON answer with
+//! a JSONPath, as Argo Rollouts' web provider does. A non-2xx answer, a
+//! body that is not JSON, or a path that selects nothing is an error.
+
+use canary_analysis::provider::{WebMethod, WebQuery};
+use canary_analysis::{MeasurementResult, MetricValue};
+use serde_json::Value;
+use serde_json_path::JsonPath;
+
+use crate::providers::http::{HttpClient, HttpRequest, Method};
+
+/// Calls the URL and extracts the value.
+pub async fn measure(http: &HttpClient, query: &WebQuery) -> MeasurementResult {
+    let method = match query.method {
+        WebMethod::Get => Method::Get,
+        WebMethod::Post => Method::Post,
+        WebMethod::Put => Method::Put,
+    };
+    let mut request = HttpRequest::new(method, &query.url)
+        .timeout(query.timeout)
+        .insecure(query.insecure);
+    for header in &query.headers {
+        request = request.header(&header.key, &header.value);
+    }
+    if let Some(json) = &query.json_body {
+        request = request
+            .header("content-type", "application/json")
+            .body(json.to_string().into_bytes());
+    } else if let Some(body) = &query.body {
+        request = request.body(body.clone().into_bytes());
+    }
+    let response = match http.send(request).await {
+        Ok(response) => response,
+        Err(err) => return MeasurementResult::error(format!("{}: {err}", query.url)),
+    };
+    if !response.is_success() {
+        return MeasurementResult::error(format!(
+            "{} answered {}: {}",
+            query.url,
+            response.status,
+            response.text_excerpt()
+        ));
+    }
+    let body: Value = match serde_json::from_slice(&response.body) {
+        Ok(body) => body,
+        Err(err) => return MeasurementResult::error(format!("{} answered with a body that is not JSON ({err})", query.url)),
+    };
+    match &query.json_path {
+        None => MeasurementResult::value(MetricValue::from_json(&body)),
+        Some(path) => match select(&body, path) {
+            Ok(value) => MeasurementResult::value(MetricValue::from_json(&value)),
+            Err(err) => MeasurementResult::error(err),
+        },
+    }
+}
+
+/// Evaluates a Kubernetes-style JSONPath (`{$.data.ok}`, `{.data.ok}` or
+/// plain `$.data.ok`): one match gives that value, several a list.
+pub fn select(document: &Value, path: &str) -> Result<Value, String> {
+    let trimmed = path.trim();
+    let inner = trimmed
+        .strip_prefix('{')
+        .and_then(|p| p.strip_suffix('}'))
+        .unwrap_or(trimmed)
+        .trim();
+    let normalised = if inner.starts_with('$') {
+        inner.to_owned()
+    } else if inner.starts_with('.') || inner.starts_with('[') {
+        format!("${inner}")
+    } else {
+        format!("$.{inner}")
+    };
+    let compiled = JsonPath::parse(&normalised).map_err(|err| format!("jsonPath {path:?} does not parse: {err}"))?;
+    let found = compiled.query(document).all();
+    match found.as_slice() {
+        [] => Err(format!("jsonPath {path:?} selected nothing in the answer")),
+        [one] => Ok((*one).clone()),
+        many => Ok(Value::Array(many.iter().map(|v| (*v).clone()).collect())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kubernetes_style_paths() {
+        let doc = json!({"data": {"ok": true, "rate": 0.97, "items": [1, 2]}});
+        assert_eq!(select(&doc, "{$.data.ok}").unwrap(), json!(true));
+        assert_eq!(select(&doc, "{.data.rate}").unwrap(), json!(0.97));
+        assert_eq!(select(&doc, "$.data.items[1]").unwrap(), json!(2));
+        assert_eq!(select(&doc, "{$.data.items[*]}").unwrap(), json!([1, 2]));
+        assert!(select(&doc, "{$.data.missing}").unwrap_err().contains("selected nothing"));
+        assert!(select(&doc, "{$.data[}").unwrap_err().contains("does not parse"));
+    }
+}

@@ -1,0 +1,3 @@
+//! Delivering a filter configuration to the proxies.
+
+pub mod ecds_file;

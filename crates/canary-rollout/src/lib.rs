@@ -1,0 +1,28 @@
+//! Rollouts: the `CanaryRollout` format and the state machine that runs
+//! one, as pure logic on the caller's clock.
+//!
+//! - [`spec`], [`read`], [`load`]: the rollout file and its templates,
+//!   checked with `file:line: field.path: reason` problems.
+//! - [`machine`]: phases, commands, decisions and events.
+//! - [`traffic`]: the split, and the filter configuration that carries it.
+//! - [`event`], [`command`]: what the machine says and hears.
+
+pub mod command;
+pub mod event;
+pub mod load;
+pub mod machine;
+pub mod read;
+pub mod spec;
+pub mod traffic;
+
+pub use command::{Command, CommandError};
+pub use event::{Event, EventKind};
+pub use load::{
+    load_rollout, load_rollout_with, validate_rollout, FileProblem, LoadError, LoadedRollout,
+};
+pub use machine::{
+    AnalysisSlot, Decision, DueMeasurement, MeasurementKey, PauseReason, Phase, RecordError,
+    RestoreError, Rollout, RolloutState, SavedRun, Status,
+};
+pub use spec::{BackgroundAnalysis, RolloutSpec, Step};
+pub use traffic::{ApplyError, TrafficState};
