@@ -125,13 +125,20 @@ pub enum EnvoyQuantity {
         /// The quantile, between 0 and 1 (`0.99`).
         quantile: f64,
     },
+    /// Healthy hosts ÷ hosts of the query's `cluster`, from Envoy's active
+    /// health checks (`membership_healthy / membership_total`): pod
+    /// readiness outside Kubernetes. Samples = hosts.
+    ReadyRatio,
 }
 
-/// `provider.envoy`: the canary filter's stats for one route entry.
+/// `provider.envoy`: the canary filter's stats for one route entry, or
+/// the health of one Envoy cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnvoyQuery {
-    /// The filter's route entry (`routes[].name`).
+    /// The filter's route entry (`routes[].name`); empty for `ready-ratio`.
     pub route: String,
+    /// The Envoy cluster whose hosts `ready-ratio` counts.
+    pub cluster: Option<String>,
     /// Which version.
     pub version: VersionSelector,
     /// What to measure.
@@ -328,9 +335,20 @@ fn read_web(r: &mut Reader, path: String, node: &Node) -> Option<WebQuery> {
 }
 
 fn read_envoy(r: &mut Reader, path: String, node: &Node) -> Option<EnvoyQuery> {
-    let known = ["route", "version", "quantity", "quantile", "window"];
+    let known = ["route", "cluster", "version", "quantity", "quantile", "window"];
     let object = Object::open(r, path, node, &known, &[])?;
-    let route = object.required_string(r, "route");
+    let ready_ratio = object.string(r, "quantity").as_deref() == Some("ready-ratio");
+    let (route, cluster) = if ready_ratio {
+        if object.has("version") {
+            object.fail(r, "version", "ready-ratio reads a cluster; name it with `cluster`, not `version`");
+        }
+        (Some(object.string(r, "route").unwrap_or_default()), object.required_string(r, "cluster"))
+    } else {
+        if object.has("cluster") {
+            object.fail(r, "cluster", "only ready-ratio reads a cluster");
+        }
+        (object.required_string(r, "route"), None)
+    };
     let version = match object.string(r, "version").as_deref() {
         None | Some("canary") => Some(VersionSelector::Canary),
         Some("stable") => Some(VersionSelector::Stable),
@@ -350,6 +368,7 @@ fn read_envoy(r: &mut Reader, path: String, node: &Node) -> Option<EnvoyQuery> {
         Some("success-rate") => Some(EnvoyQuantity::SuccessRate),
         Some("error-rate") => Some(EnvoyQuantity::ErrorRate),
         Some("request-rate") => Some(EnvoyQuantity::RequestRate),
+        Some("ready-ratio") => Some(EnvoyQuantity::ReadyRatio),
         Some("latency") => match quantile {
             Some(q) if q > 0.0 && q < 1.0 => Some(EnvoyQuantity::Latency { quantile: q }),
             Some(q) => {
@@ -374,7 +393,7 @@ fn read_envoy(r: &mut Reader, path: String, node: &Node) -> Option<EnvoyQuery> {
             object.fail(
                 r,
                 "quantity",
-                format!("{other:?} is not success-rate, error-rate, request-rate or latency"),
+                format!("{other:?} is not success-rate, error-rate, request-rate, latency or ready-ratio"),
             );
             None
         }
@@ -386,8 +405,12 @@ fn read_envoy(r: &mut Reader, path: String, node: &Node) -> Option<EnvoyQuery> {
     if window.is_some_and(|w| w.is_zero()) {
         object.fail(r, "window", "must be longer than 0s");
     }
+    if ready_ratio && cluster.is_none() {
+        return None;
+    }
     Some(EnvoyQuery {
         route: route?,
+        cluster,
         version: version?,
         quantity: quantity?,
         window,

@@ -126,6 +126,9 @@ impl EnvoySource {
             Ok(snapshot) => snapshot,
             Err(err) => return MeasurementResult::error(err),
         };
+        if query.quantity == EnvoyQuantity::ReadyRatio {
+            return ready_ratio(&current, query.cluster.as_deref().unwrap_or_default());
+        }
         let window = query.window.unwrap_or(default_window);
         let start = Timestamp::from_millis(now.millis().saturating_sub(window.as_millis() as u64));
         let baseline = self.baseline(start, now);
@@ -164,6 +167,19 @@ impl EnvoySource {
     }
 }
 
+/// Healthy hosts ÷ hosts of a cluster, now.
+fn ready_ratio(snapshot: &Snapshot, cluster: &str) -> MeasurementResult {
+    match snapshot.clusters.get(cluster) {
+        None => MeasurementResult::error(format!(
+            "Envoy has no cluster {cluster:?} (or it reports no membership stats)"
+        )),
+        Some(health) if health.total == 0 => {
+            MeasurementResult::not_enough_data(format!("cluster {cluster} has no hosts"))
+        }
+        Some(health) => MeasurementResult::sampled(health.healthy as f64 / health.total as f64, health.total),
+    }
+}
+
 /// One version's value for the query.
 fn single(query: &EnvoyQuery, window: &VersionWindow, version: &str) -> MeasurementResult {
     let route = &query.route;
@@ -190,5 +206,6 @@ fn single(query: &EnvoyQuery, window: &VersionWindow, version: &str) -> Measurem
             Some(ms) => MeasurementResult::sampled(ms, window.latency.count()),
             None => none("latency samples (histograms reach the admin endpoint at Envoy's stats flush)"),
         },
+        EnvoyQuantity::ReadyRatio => MeasurementResult::error("ready-ratio is not a traffic quantity"),
     }
 }

@@ -1,3 +1,90 @@
-//! Delivering a filter configuration to the proxies.
+//! Delivering a filter configuration to the proxies. Every push is
+//! validated against the shared schema first (the same code the filter
+//! runs in `on_configure`), so the controller never sends something the
+//! filter would reject.
 
+pub mod dry_run;
 pub mod ecds_file;
+
+use canary_config::FilterConfig;
+
+use crate::push::dry_run::DryRun;
+use crate::push::ecds_file::{EcdsFile, EcdsFileError};
+
+/// Why a push did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("refusing to push an invalid filter configuration: {0}")]
+    Invalid(#[from] canary_config::ConfigErrors),
+    #[error(transparent)]
+    EcdsFile(#[from] EcdsFileError),
+    #[error("{0}")]
+    Target(String),
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushReceipt {
+    /// Where it went, for people.
+    pub target: String,
+    /// The target's version for it, when it has one.
+    pub version: Option<String>,
+}
+
+/// Where configurations go.
+#[derive(Debug)]
+pub enum Pusher {
+    /// Envoy's file-based ECDS.
+    EcdsFile(EcdsFile),
+    /// Print only.
+    DryRun(DryRun),
+}
+
+impl Pusher {
+    /// Validates and delivers `config`.
+    pub async fn push(&self, config: &FilterConfig) -> Result<PushReceipt, PushError> {
+        canary_config::compile(config)?;
+        match self {
+            Pusher::EcdsFile(file) => {
+                let receipt = file.push(config)?;
+                Ok(PushReceipt {
+                    target: self.describe(),
+                    version: Some(receipt.version_info),
+                })
+            }
+            Pusher::DryRun(dry_run) => {
+                dry_run.push(config);
+                Ok(PushReceipt {
+                    target: self.describe(),
+                    version: None,
+                })
+            }
+        }
+    }
+
+    /// The configuration the target holds now, when it can tell (the base
+    /// the rollout's weights are applied to).
+    pub async fn current(&self) -> Result<Option<FilterConfig>, PushError> {
+        match self {
+            Pusher::EcdsFile(file) => Ok(Some(file.current()?)),
+            Pusher::DryRun(_) => Ok(None),
+        }
+    }
+
+    /// Where pushes go, for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Pusher::EcdsFile(file) => format!("ECDS file {}", file.path().display()),
+            Pusher::DryRun(_) => "dry run (stdout)".to_owned(),
+        }
+    }
+
+    /// The ECDS resource name Envoy reports the pushed version under, for
+    /// confirming a push took effect.
+    pub fn ecds_resource(&self) -> Option<&str> {
+        match self {
+            Pusher::EcdsFile(file) => Some(file.resource()),
+            Pusher::DryRun(_) => None,
+        }
+    }
+}

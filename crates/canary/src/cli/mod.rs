@@ -1,5 +1,8 @@
 //! The subcommands.
 
+pub mod control;
+pub mod run;
+pub mod upstream;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -8,6 +11,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "canary", version, about)]
 pub struct Cli {
+    /// Log format of long-running commands: text or json.
+    #[arg(long, global = true, default_value = "text", env = "CANARY_LOG_FORMAT")]
+    pub log_format: String,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -18,4 +24,20 @@ pub struct Cli {
 pub enum Command {
     /// Check a rollout file and its analysis templates.
     Validate(validate::Validate),
+    /// Run a rollout: measure, decide, push, and serve the HTTP API.
+    Run(run::Run),
+    /// Show a running rollout's status.
+    Status(control::Server),
+    /// Skip the current pause or analysis (--full: straight to 100%).
+    Promote(control::Promote),
+    /// Roll back now: canary 0%, stable 100%.
+    Abort(control::Server),
+    /// Hold the rollout where it is.
+    Pause(control::Server),
+    /// Lift a hold, or end an indefinite pause step.
+    Resume(control::Server),
+    /// Start again from the first step after an abort.
+    Retry(control::Server),
+    /// Serve a test upstream that answers as one version.
+    Upstream(upstream::Upstream),
 }

@@ -1,0 +1,102 @@
+//! Talking to a running controller's API, for `canary status`,
+//! `canary promote` and the other commands.
+
+use std::time::Duration;
+
+use canary_rollout::Command;
+
+use crate::providers::http::{HttpClient, HttpError, HttpRequest, Method};
+use crate::status::StatusView;
+
+/// Default API address.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the controller at {server}: {source} (is `canary run` running? see --server)")]
+    Unreachable {
+        server: String,
+        #[source]
+        source: HttpError,
+    },
+    #[error("the controller refused: {0}")]
+    Refused(String),
+    #[error("the controller needs a token for commands: pass --token or set CANARY_TOKEN")]
+    Unauthorized,
+    #[error("the controller answered {status}: {body}")]
+    Unexpected { status: u16, body: String },
+}
+
+/// A client for one controller.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    server: String,
+    token: Option<String>,
+    http: HttpClient,
+}
+
+impl ApiClient {
+    /// A client for `server` (`http://127.0.0.1:7070`).
+    pub fn new(server: &str, token: Option<String>) -> Result<ApiClient, ClientError> {
+        let http = HttpClient::new().map_err(|source| ClientError::Unreachable {
+            server: server.to_owned(),
+            source,
+        })?;
+        Ok(ApiClient {
+            server: server.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        })
+    }
+
+    /// `GET /status`.
+    pub async fn status(&self) -> Result<StatusView, ClientError> {
+        let request = HttpRequest::get(&format!("{}/status", self.server)).timeout(Duration::from_secs(10));
+        self.call(request).await
+    }
+
+    /// Sends a command and returns the status after it.
+    pub async fn command(&self, command: Command) -> Result<StatusView, ClientError> {
+        let path = match command {
+            Command::Promote => "promote",
+            Command::PromoteFull => "promote?full=true",
+            Command::Abort => "abort",
+            Command::Retry => "retry",
+            Command::Pause => "pause",
+            Command::Resume => "resume",
+        };
+        let mut request =
+            HttpRequest::new(Method::Post, &format!("{}/{path}", self.server)).timeout(Duration::from_secs(30));
+        if let Some(token) = &self.token {
+            request = request.header("authorization", &format!("Bearer {token}"));
+        }
+        self.call(request).await
+    }
+
+    async fn call(&self, request: HttpRequest) -> Result<StatusView, ClientError> {
+        let response = self.http.send(request).await.map_err(|source| ClientError::Unreachable {
+            server: self.server.clone(),
+            source,
+        })?;
+        match response.status {
+            200 => serde_json::from_slice(&response.body).map_err(|err| ClientError::Unexpected {
+                status: 200,
+                body: format!("not a status: {err}"),
+            }),
+            401 => Err(ClientError::Unauthorized),
+            409 => Err(ClientError::Refused(error_message(&response.body))),
+            status => Err(ClientError::Unexpected {
+                status,
+                body: error_message(&response.body),
+            }),
+        }
+    }
+}
+
+fn error_message(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned())
+}

@@ -1,0 +1,148 @@
+//! Pushing a filter configuration to the cluster: one server-side apply of
+//! the configuration onto the named `WasmPlugin` or `TrafficExtension`.
+//! istiod then delivers it to every proxy over ECDS; Envoy keeps the VM and
+//! swaps only the plugin configuration, so a weight step or a rollback is
+//! this one request.
+//!
+//! The pusher refuses an invalid configuration before any request, and
+//! after the apply checks that what the API server stored is exactly what
+//! was validated: fields set by another field manager inside
+//! `pluginConfig` would otherwise reach the filter unvalidated.
+
+use canary_config::{ConfigErrors, FilterConfig};
+use kube::api::{Api, Patch, PatchParams};
+use kube::core::DynamicObject;
+use kube::Client;
+
+use crate::api_error::{ApiCall, ApiError};
+use crate::plugin_object::{filter_config_json, PluginObject};
+
+/// The field manager the controller applies as; it owns the configuration
+/// field and nothing else.
+pub const FIELD_MANAGER: &str = "canary-controller";
+
+/// The object's version after a successful push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedConfig {
+    /// `metadata.resourceVersion` after the apply.
+    pub resource_version: Option<String>,
+    /// `metadata.generation` after the apply; unchanged when the
+    /// configuration already was the one pushed.
+    pub generation: Option<i64>,
+}
+
+/// Why a push did not leave the configuration in place.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The configuration fails the filter's own validation; nothing was sent.
+    #[error(
+        "refusing to push an invalid filter configuration to {object}; nothing was sent: {errors}"
+    )]
+    InvalidConfig {
+        object: PluginObject,
+        errors: ConfigErrors,
+    },
+    /// The configuration could not be written as JSON; nothing was sent.
+    #[error("cannot write the filter configuration as JSON; nothing was sent: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The API server refused the apply or could not be reached.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The apply succeeded but the object holds another configuration
+    /// (another field manager owns keys inside it, or a webhook changed it).
+    #[error(
+        "{object} holds a different configuration than the one applied \
+         (does another field manager own part of it?); stored: {stored}"
+    )]
+    StoredConfigDiffers {
+        object: PluginObject,
+        stored: String,
+    },
+    /// The apply succeeded but the object's configuration, as merged by the
+    /// API server, is one the filter would reject.
+    #[error(
+        "{object} holds a configuration the filter would reject \
+         (does another field manager own part of it?): {errors}"
+    )]
+    StoredConfigInvalid {
+        object: PluginObject,
+        errors: ConfigErrors,
+    },
+}
+
+/// Applies filter configurations to one Istio object. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginPusher {
+    client: Client,
+    object: PluginObject,
+}
+
+impl PluginPusher {
+    /// A pusher writing to `object` through `client`.
+    pub fn new(client: Client, object: PluginObject) -> PluginPusher {
+        PluginPusher { client, object }
+    }
+
+    /// The object this pusher writes to.
+    pub fn object(&self) -> &PluginObject {
+        &self.object
+    }
+
+    /// Validates `config` with [`canary_config::compile`], then applies it
+    /// (`PATCH …?fieldManager=canary-controller&force=true`, content type
+    /// `application/apply-patch+yaml`). `force` takes the configuration
+    /// field over from whoever set it before (the manifest's author), which
+    /// is what a controller that owns the weight must do.
+    pub async fn push(&self, config: &FilterConfig) -> Result<AppliedConfig, PushError> {
+        canary_config::compile(config).map_err(|errors| PushError::InvalidConfig {
+            object: self.object.clone(),
+            errors,
+        })?;
+        let patch = self
+            .object
+            .apply_patch(filter_config_json(config).map_err(PushError::Encode)?);
+        let resource = self.object.kind.api_resource();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.object.namespace, &resource);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let stored = api
+            .patch(&self.object.name, &params, &Patch::Apply(&patch))
+            .await
+            .map_err(|error| {
+                let call = ApiCall::apply(&resource, &self.object.namespace, &self.object.name);
+                ApiError::from_kube(call, error)
+            })?;
+        self.check_stored(config, &stored)?;
+        let applied = AppliedConfig {
+            resource_version: stored.metadata.resource_version,
+            generation: stored.metadata.generation,
+        };
+        tracing::info!(
+            object = %self.object,
+            resource_version = applied.resource_version.as_deref().unwrap_or(""),
+            generation = applied.generation.unwrap_or_default(),
+            "filter configuration applied"
+        );
+        Ok(applied)
+    }
+
+    /// Checks that the object the API server returned holds `config`.
+    fn check_stored(&self, config: &FilterConfig, stored: &DynamicObject) -> Result<(), PushError> {
+        let differs = |stored: String| PushError::StoredConfigDiffers {
+            object: self.object.clone(),
+            stored,
+        };
+        let Some(stored_config) = self.object.stored_config(&stored.data) else {
+            return Err(differs("no configuration".to_owned()));
+        };
+        let text = stored_config.to_string();
+        match canary_config::parse_document(text.as_bytes()) {
+            Ok(read_back) if read_back == *config => Ok(()),
+            Ok(_) => Err(differs(text)),
+            Err(errors) => Err(PushError::StoredConfigInvalid {
+                object: self.object.clone(),
+                errors,
+            }),
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! `canary run --rollout FILE`: runs a rollout until it ends (or, with
+//! `--watch`, forever, starting a new rollout whenever the file names a new
+//! canary version), serving the HTTP API meanwhile.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use canary_analysis::parse_duration;
+use canary_controller::api::{self, ApiState};
+use canary_controller::clock::SystemClock;
+use canary_controller::controller::{Controller, ControllerConfig, Outcome, Shared};
+use canary_controller::measure::Providers;
+use canary_controller::providers::envoy::EnvoySource;
+use canary_controller::providers::http::HttpClient;
+use canary_controller::push::dry_run::DryRun;
+use canary_controller::push::ecds_file::EcdsFile;
+use canary_controller::push::Pusher;
+use tokio::sync::mpsc;
+use tracing::{error, info};
+
+/// Arguments of `canary run`.
+#[derive(Debug, clap::Args)]
+pub struct Run {
+    /// The rollout file (see `canary validate`).
+    #[arg(long)]
+    pub rollout: PathBuf,
+    /// Where the rollout's position is persisted [default:
+    /// .canary/<rollout file name>.state.json].
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Where configurations go: `ecds-file:PATH` (Envoy's file-based
+    /// ECDS), `dry-run` (print only).
+    #[arg(long, default_value = "dry-run")]
+    pub push: String,
+    /// ECDS resource name in the ECDS file.
+    #[arg(long, default_value = "canary")]
+    pub ecds_resource: String,
+    /// The filter configuration (JSON) the rollout's weights are applied
+    /// to; read from the push target when absent.
+    #[arg(long)]
+    pub filter_config: Option<PathBuf>,
+    /// An Envoy admin endpoint for the `envoy` provider (repeat for
+    /// several; their stats are summed).
+    #[arg(long = "envoy-admin", env = "CANARY_ENVOY_ADMIN", value_delimiter = ',')]
+    pub envoy_admin: Vec<String>,
+    /// Prometheus for templates that give no address.
+    #[arg(long, env = "CANARY_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Bearer token the API requires for commands.
+    #[arg(long, env = "CANARY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Keep running after the rollout ends; a new canary version in the
+    /// rollout file starts a new rollout.
+    #[arg(long)]
+    pub watch: bool,
+    /// How often Envoy's stats are scraped (window baselines).
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub scrape_interval: Duration,
+    /// Write the API's bound address to this file once it listens (useful
+    /// with `--listen 127.0.0.1:0`).
+    #[arg(long)]
+    pub address_file: Option<PathBuf>,
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
+
+/// Exit code of a rollout that ended rolled back.
+pub const EXIT_ABORTED: u8 = 3;
+
+impl Run {
+    /// Runs the controller.
+    pub fn run(self) -> ExitCode {
+        let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                eprintln!("canary run: cannot start the runtime: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(self.serve()) {
+            Ok(Outcome::Promoted | Outcome::Stopped) => ExitCode::SUCCESS,
+            Ok(Outcome::Aborted) => ExitCode::from(EXIT_ABORTED),
+            Err(err) => {
+                error!("{err}");
+                eprintln!("canary run: {err}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn serve(self) -> Result<Outcome, String> {
+        let pusher = self.pusher()?;
+        let http = HttpClient::new().map_err(|err| err.to_string())?;
+        let envoy = (!self.envoy_admin.is_empty())
+            .then(|| Arc::new(EnvoySource::new(self.envoy_admin.clone(), http.clone())));
+        let providers = Providers {
+            http,
+            envoy,
+            prometheus_url: self.prometheus_url.clone(),
+        };
+        let base_config = match &self.filter_config {
+            Some(path) => Some(read_filter_config(path)?),
+            None => None,
+        };
+        let state_file = self.state.clone().unwrap_or_else(|| default_state_file(&self.rollout));
+        let config = ControllerConfig {
+            rollout_file: self.rollout.clone(),
+            state_file,
+            watch: self.watch,
+            scrape_interval: self.scrape_interval,
+            base_config,
+        };
+        let shared = Arc::new(Shared::default());
+        let (commands, receiver) = mpsc::channel(16);
+        let api_state = ApiState {
+            shared: shared.clone(),
+            commands,
+            token: self.token.clone(),
+        };
+        let (bound, _api) = api::serve(self.listen, api_state)
+            .await
+            .map_err(|err| format!("cannot listen on {}: {err}", self.listen))?;
+        info!("API listening on http://{bound}");
+        if let Some(path) = &self.address_file {
+            std::fs::write(path, bound.to_string())
+                .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+        }
+        let controller = Controller::start(config, pusher, providers, shared, Arc::new(SystemClock))
+            .await
+            .map_err(|err| err.to_string())?;
+        controller
+            .run(receiver, shutdown_signal())
+            .await
+            .map_err(|err| err.to_string())
+    }
+
+    fn pusher(&self) -> Result<Pusher, String> {
+        if self.push == "dry-run" {
+            return Ok(Pusher::DryRun(DryRun::default()));
+        }
+        if let Some(path) = self.push.strip_prefix("ecds-file:") {
+            return Ok(Pusher::EcdsFile(EcdsFile::new(path, self.ecds_resource.clone())));
+        }
+        Err(format!(
+            "--push {:?}: expected ecds-file:PATH or dry-run",
+            self.push
+        ))
+    }
+}
+
+fn read_filter_config(path: &Path) -> Result<canary_config::FilterConfig, String> {
+    let text = std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let config = canary_config::parse_document(&text).map_err(|err| format!("{}: {err}", path.display()))?;
+    canary_config::compile(&config).map_err(|err| format!("{}: {err}", path.display()))?;
+    Ok(config)
+}
+
+fn default_state_file(rollout: &Path) -> PathBuf {
+    let name = rollout
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "rollout".into());
+    PathBuf::from(".canary").join(format!("{name}.state.json"))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
