@@ -335,14 +335,23 @@ fn read_web(r: &mut Reader, path: String, node: &Node) -> Option<WebQuery> {
 }
 
 fn read_envoy(r: &mut Reader, path: String, node: &Node) -> Option<EnvoyQuery> {
-    let known = ["route", "cluster", "version", "quantity", "quantile", "window"];
+    let known = [
+        "route", "cluster", "version", "quantity", "quantile", "window",
+    ];
     let object = Object::open(r, path, node, &known, &[])?;
     let ready_ratio = object.string(r, "quantity").as_deref() == Some("ready-ratio");
     let (route, cluster) = if ready_ratio {
         if object.has("version") {
-            object.fail(r, "version", "ready-ratio reads a cluster; name it with `cluster`, not `version`");
+            object.fail(
+                r,
+                "version",
+                "ready-ratio reads a cluster; name it with `cluster`, not `version`",
+            );
         }
-        (Some(object.string(r, "route").unwrap_or_default()), object.required_string(r, "cluster"))
+        (
+            Some(object.string(r, "route").unwrap_or_default()),
+            object.required_string(r, "cluster"),
+        )
     } else {
         if object.has("cluster") {
             object.fail(r, "cluster", "only ready-ratio reads a cluster");

@@ -81,7 +81,7 @@ impl fmt::Display for Weight {
         let frac = self.0 % 100;
         if frac == 0 {
             write!(f, "{whole}%")
-        } else if frac % 10 == 0 {
+        } else if frac.is_multiple_of(10) {
             write!(f, "{whole}.{}%", frac / 10)
         } else {
             write!(f, "{whole}.{frac:02}%")
@@ -91,7 +91,7 @@ impl fmt::Display for Weight {
 
 impl Serialize for Weight {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.0 % 100 == 0 {
+        if self.0.is_multiple_of(100) {
             serializer.serialize_u64(u64::from(self.0 / 100))
         } else {
             serializer.serialize_f64(self.percent())

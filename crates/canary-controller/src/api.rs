@@ -43,7 +43,10 @@ pub struct ApiState {
 
 /// Binds `addr` and serves until the task is dropped. Returns the bound
 /// address (useful with port 0) and the serving task.
-pub async fn serve(addr: SocketAddr, state: ApiState) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn serve(
+    addr: SocketAddr,
+    state: ApiState,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -67,7 +70,10 @@ pub async fn serve(addr: SocketAddr, state: ApiState) -> std::io::Result<(Socket
     Ok((bound, task))
 }
 
-async fn handle(state: ApiState, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    state: ApiState,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     let query = request.uri().query().unwrap_or_default().to_owned();
     let method = request.method().clone();
@@ -75,7 +81,10 @@ async fn handle(state: ApiState, request: Request<Incoming>) -> Result<Response<
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => match state.shared.ready() {
             Ok(()) => text(StatusCode::OK, "ready\n"),
-            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}\n")),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: {why}\n"),
+            ),
         },
         (&Method::GET, "/status") => json_response(StatusCode::OK, &state.shared.status()),
         (&Method::GET, "/metrics") => {
@@ -90,16 +99,23 @@ async fn handle(state: ApiState, request: Request<Incoming>) -> Result<Response<
             Some(command) => {
                 if !authorized(&state, &request) {
                     warn!("refused {command}: missing or wrong bearer token");
-                    error(StatusCode::UNAUTHORIZED, "this API needs `Authorization: Bearer <token>` for commands")
+                    error(
+                        StatusCode::UNAUTHORIZED,
+                        "this API needs `Authorization: Bearer <token>` for commands",
+                    )
                 } else {
                     run_command(&state, command).await
                 }
             }
-            None => error(StatusCode::NOT_FOUND, &format!("no such command: {command_path}")),
+            None => error(
+                StatusCode::NOT_FOUND,
+                &format!("no such command: {command_path}"),
+            ),
         },
-        (_, "/status" | "/metrics" | "/healthz" | "/readyz") => {
-            error(StatusCode::METHOD_NOT_ALLOWED, &format!("{path} answers GET"))
-        }
+        (_, "/status" | "/metrics" | "/healthz" | "/readyz") => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("{path} answers GET"),
+        ),
         _ => error(StatusCode::NOT_FOUND, &format!("no such path: {path}")),
     };
     Ok(response)
@@ -107,7 +123,9 @@ async fn handle(state: ApiState, request: Request<Incoming>) -> Result<Response<
 
 /// The command a `POST` path names.
 fn command_for(path: &str, query: &str) -> Option<Command> {
-    let full = query.split('&').any(|pair| pair == "full=true" || pair == "full=1" || pair == "full");
+    let full = query
+        .split('&')
+        .any(|pair| pair == "full=true" || pair == "full=1" || pair == "full");
     Some(match path {
         "/promote" if full => Command::PromoteFull,
         "/promote" => Command::Promote,
@@ -121,34 +139,48 @@ fn command_for(path: &str, query: &str) -> Option<Command> {
 }
 
 fn authorized(state: &ApiState, request: &Request<Incoming>) -> bool {
-    let Some(token) = &state.token else { return true };
+    let Some(token) = &state.token else {
+        return true;
+    };
     let given = request
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 async fn run_command(state: &ApiState, command: Command) -> Response<Full<Bytes>> {
     let (reply, answer) = oneshot::channel();
     if state.commands.send((command, reply)).await.is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the controller loop is not running");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the controller loop is not running",
+        );
     }
     match answer.await {
         Ok(Ok(status)) => json_response(StatusCode::OK, &status),
         Ok(Err(reason)) => error(StatusCode::CONFLICT, &reason),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the controller loop stopped"),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the controller loop stopped",
+        ),
     }
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_owned())));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }
 
@@ -173,7 +205,10 @@ mod tests {
     #[test]
     fn command_paths() {
         assert_eq!(command_for("/promote", ""), Some(Command::Promote));
-        assert_eq!(command_for("/promote", "full=true"), Some(Command::PromoteFull));
+        assert_eq!(
+            command_for("/promote", "full=true"),
+            Some(Command::PromoteFull)
+        );
         assert_eq!(command_for("/promote/full", ""), Some(Command::PromoteFull));
         assert_eq!(command_for("/abort", ""), Some(Command::Abort));
         assert_eq!(command_for("/retry", ""), Some(Command::Retry));

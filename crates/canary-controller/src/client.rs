@@ -14,7 +14,9 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the controller at {server}: {source} (is `canary run` running? see --server)")]
+    #[error(
+        "cannot reach the controller at {server}: {source} (is `canary run` running? see --server)"
+    )]
     Unreachable {
         server: String,
         #[source]
@@ -52,7 +54,8 @@ impl ApiClient {
 
     /// `GET /status`.
     pub async fn status(&self) -> Result<StatusView, ClientError> {
-        let request = HttpRequest::get(&format!("{}/status", self.server)).timeout(Duration::from_secs(10));
+        let request =
+            HttpRequest::get(&format!("{}/status", self.server)).timeout(Duration::from_secs(10));
         self.call(request).await
     }
 
@@ -66,8 +69,8 @@ impl ApiClient {
             Command::Pause => "pause",
             Command::Resume => "resume",
         };
-        let mut request =
-            HttpRequest::new(Method::Post, &format!("{}/{path}", self.server)).timeout(Duration::from_secs(30));
+        let mut request = HttpRequest::new(Method::Post, &format!("{}/{path}", self.server))
+            .timeout(Duration::from_secs(30));
         if let Some(token) = &self.token {
             request = request.header("authorization", &format!("Bearer {token}"));
         }
@@ -75,10 +78,14 @@ impl ApiClient {
     }
 
     async fn call(&self, request: HttpRequest) -> Result<StatusView, ClientError> {
-        let response = self.http.send(request).await.map_err(|source| ClientError::Unreachable {
-            server: self.server.clone(),
-            source,
-        })?;
+        let response =
+            self.http
+                .send(request)
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    server: self.server.clone(),
+                    source,
+                })?;
         match response.status {
             200 => serde_json::from_slice(&response.body).map_err(|err| ClientError::Unexpected {
                 status: 200,

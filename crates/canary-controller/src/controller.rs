@@ -115,7 +115,11 @@ impl Shared {
         if status.push.pending {
             return Err(format!(
                 "the split in force is not pushed yet: {}",
-                status.push.last_error.as_deref().unwrap_or("push in progress")
+                status
+                    .push
+                    .last_error
+                    .as_deref()
+                    .unwrap_or("push in progress")
             ));
         }
         Ok(())
@@ -144,16 +148,29 @@ pub struct Controller {
 pub fn secret_from_env(reference: &canary_analysis::SecretKeyRef) -> Option<String> {
     let clean = |s: &str| -> String {
         s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
             .collect()
     };
-    std::env::var(format!("CANARY_SECRET_{}_{}", clean(&reference.name), clean(&reference.key))).ok()
+    std::env::var(format!(
+        "CANARY_SECRET_{}_{}",
+        clean(&reference.name),
+        clean(&reference.key)
+    ))
+    .ok()
 }
 
 fn load(path: &std::path::Path) -> Result<(LoadedRollout, String), ControllerError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| ControllerError::Rollout(format!("cannot read {}: {err}", path.display())))?;
-    let loaded = load_rollout(path, &secret_from_env).map_err(|err| ControllerError::Rollout(err.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        ControllerError::Rollout(format!("cannot read {}: {err}", path.display()))
+    })?;
+    let loaded = load_rollout(path, &secret_from_env)
+        .map_err(|err| ControllerError::Rollout(err.to_string()))?;
     Ok((loaded, text))
 }
 
@@ -189,14 +206,17 @@ impl Controller {
         let mut pushed = None;
         let mut first_decision = None;
         let rollout = match saved {
-            Some(saved) if saved.rollout == spec.name && saved.canary_version == spec.canary_version => {
-                let rollout =
-                    Rollout::restore(spec.clone(), saved.state).map_err(|err| ControllerError::Restore {
+            Some(saved)
+                if saved.rollout == spec.name && saved.canary_version == spec.canary_version =>
+            {
+                let rollout = Rollout::restore(spec.clone(), saved.state).map_err(|err| {
+                    ControllerError::Restore {
                         path: config.state_file.clone(),
                         saved: saved.rollout.clone(),
                         canary: saved.canary_version.clone(),
                         reason: err.to_string(),
-                    })?;
+                    }
+                })?;
                 info!(
                     rollout = %spec.name,
                     step = rollout.step(),
@@ -361,12 +381,17 @@ impl Controller {
             canary: &self.spec.canary_version,
         };
         let providers = &self.providers;
-        let results: Vec<MeasurementResult> =
-            futures::future::join_all(due.iter().map(|(_, metric)| providers.measure(metric, names, now))).await;
+        let results: Vec<MeasurementResult> = futures::future::join_all(
+            due.iter()
+                .map(|(_, metric)| providers.measure(metric, names, now)),
+        )
+        .await;
         for ((key, metric), result) in due.into_iter().zip(results) {
             self.shared.metrics.measured(&metric.name, &result);
             match &result {
-                MeasurementResult::Error(err) => warn!(rollout = %self.spec.name, metric = %metric.name, "measurement error: {err}"),
+                MeasurementResult::Error(err) => {
+                    warn!(rollout = %self.spec.name, metric = %metric.name, "measurement error: {err}")
+                }
                 MeasurementResult::NotEnoughData(why) => {
                     info!(rollout = %self.spec.name, metric = %metric.name, "not enough data: {why}")
                 }
@@ -375,7 +400,9 @@ impl Controller {
             match self.rollout.record(self.clock.now(), &key, &result) {
                 Ok(decision) => self.absorb(decision),
                 Err(RecordError::Stale(why)) => debug!("dropped a late measurement: {why}"),
-                Err(err) => warn!(rollout = %self.spec.name, metric = %metric.name, "measurement not recorded: {err}"),
+                Err(err) => {
+                    warn!(rollout = %self.spec.name, metric = %metric.name, "measurement not recorded: {err}")
+                }
             }
         }
     }
@@ -492,7 +519,12 @@ impl Controller {
 
     fn publish(&self) {
         let events: Vec<Event> = self.events.iter().cloned().collect();
-        let view = status::view(&self.rollout, &events, self.push_view.clone(), self.clock.now());
+        let view = status::view(
+            &self.rollout,
+            &events,
+            self.push_view.clone(),
+            self.clock.now(),
+        );
         self.shared.metrics.observe(&view);
         if let Ok(mut status) = self.shared.status.write() {
             *status = view;

@@ -12,6 +12,7 @@ use canary_analysis::{MeasurementResult, Timestamp};
 
 use crate::providers::envoy::{EnvoySource, VersionNames};
 use crate::providers::http::HttpClient;
+use crate::providers::kubernetes::KubernetesSource;
 use crate::providers::{prometheus, web};
 
 /// Window of an Envoy metric that sets neither `window` nor `interval`.
@@ -26,11 +27,18 @@ pub struct Providers {
     pub envoy: Option<Arc<EnvoySource>>,
     /// Prometheus address for templates that do not set one.
     pub prometheus_url: Option<String>,
+    /// The Kubernetes API, if configured.
+    pub kubernetes: Option<Arc<KubernetesSource>>,
 }
 
 impl Providers {
     /// Measures `metric` for the rollout's versions at `now`.
-    pub async fn measure(&self, metric: &Metric, names: VersionNames<'_>, now: Timestamp) -> MeasurementResult {
+    pub async fn measure(
+        &self,
+        metric: &Metric,
+        names: VersionNames<'_>,
+        now: Timestamp,
+    ) -> MeasurementResult {
         match &metric.provider {
             Provider::Prometheus(query) => prometheus::measure(&self.http, query, self.prometheus_url.as_deref()).await,
             Provider::Web(query) => web::measure(&self.http, query).await,
@@ -43,9 +51,12 @@ impl Providers {
                     "metric uses provider envoy, but no Envoy admin endpoint is configured (--envoy-admin)",
                 ),
             },
-            Provider::Kubernetes(_) => MeasurementResult::error(
-                "metric uses provider kubernetes, but the controller has no Kubernetes access (--kubernetes)",
-            ),
+            Provider::Kubernetes(query) => match &self.kubernetes {
+                Some(kubernetes) => kubernetes.measure(query).await,
+                None => MeasurementResult::error(
+                    "metric uses provider kubernetes, but the controller has no Kubernetes access (--kubernetes)",
+                ),
+            },
         }
     }
 }

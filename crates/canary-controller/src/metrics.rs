@@ -31,13 +31,18 @@ pub struct ControllerMetrics {
 impl ControllerMetrics {
     /// A measurement was taken.
     pub fn measured(&self, metric: &str, result: &MeasurementResult) {
-        let Ok(mut counts) = self.counts.lock() else { return };
+        let Ok(mut counts) = self.counts.lock() else {
+            return;
+        };
         let outcome = match result {
             MeasurementResult::Value { .. } => "value",
             MeasurementResult::Error(_) => "error",
             MeasurementResult::NotEnoughData(_) => "not_enough_data",
         };
-        *counts.measurements.entry((metric.to_owned(), outcome)).or_insert(0) += 1;
+        *counts
+            .measurements
+            .entry((metric.to_owned(), outcome))
+            .or_insert(0) += 1;
         if let MeasurementResult::Value {
             value: MetricValue::Number(n),
             ..
@@ -74,27 +79,51 @@ impl ControllerMetrics {
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let Ok(counts) = self.counts.lock() else { return String::new() };
+        let Ok(counts) = self.counts.lock() else {
+            return String::new();
+        };
         let mut out = String::new();
         let status = &counts.status;
         let rollout = escape(&status.rollout);
-        let _ = writeln!(out, "# HELP canary_rollout_phase The rollout's phase (1 for the current one).");
+        let _ = writeln!(
+            out,
+            "# HELP canary_rollout_phase The rollout's phase (1 for the current one)."
+        );
         let _ = writeln!(out, "# TYPE canary_rollout_phase gauge");
-        for phase in ["Progressing", "Paused", "PausedInconclusive", "Promoted", "Aborted"] {
+        for phase in [
+            "Progressing",
+            "Paused",
+            "PausedInconclusive",
+            "Promoted",
+            "Aborted",
+        ] {
             let value = u8::from(status.phase == phase);
-            let _ = writeln!(out, "canary_rollout_phase{{rollout=\"{rollout}\",phase=\"{phase}\"}} {value}");
+            let _ = writeln!(
+                out,
+                "canary_rollout_phase{{rollout=\"{rollout}\",phase=\"{phase}\"}} {value}"
+            );
         }
         let _ = writeln!(out, "# HELP canary_rollout_step Index of the current step.");
         let _ = writeln!(out, "# TYPE canary_rollout_step gauge");
-        let _ = writeln!(out, "canary_rollout_step{{rollout=\"{rollout}\"}} {}", status.step);
-        let _ = writeln!(out, "# HELP canary_rollout_canary_weight_percent Share of requests sent to the canary.");
+        let _ = writeln!(
+            out,
+            "canary_rollout_step{{rollout=\"{rollout}\"}} {}",
+            status.step
+        );
+        let _ = writeln!(
+            out,
+            "# HELP canary_rollout_canary_weight_percent Share of requests sent to the canary."
+        );
         let _ = writeln!(out, "# TYPE canary_rollout_canary_weight_percent gauge");
         let _ = writeln!(
             out,
             "canary_rollout_canary_weight_percent{{rollout=\"{rollout}\"}} {}",
             status.traffic.canary_weight
         );
-        let _ = writeln!(out, "# HELP canary_measurements_total Measurements taken, by metric and outcome.");
+        let _ = writeln!(
+            out,
+            "# HELP canary_measurements_total Measurements taken, by metric and outcome."
+        );
         let _ = writeln!(out, "# TYPE canary_measurements_total counter");
         for ((metric, outcome), n) in &counts.measurements {
             let _ = writeln!(
@@ -103,7 +132,10 @@ impl ControllerMetrics {
                 escape(metric)
             );
         }
-        let _ = writeln!(out, "# HELP canary_measurement_value The last numeric value of each metric.");
+        let _ = writeln!(
+            out,
+            "# HELP canary_measurement_value The last numeric value of each metric."
+        );
         let _ = writeln!(out, "# TYPE canary_measurement_value gauge");
         for (metric, value) in &counts.last_value {
             let _ = writeln!(
@@ -113,14 +145,27 @@ impl ControllerMetrics {
                 format_float(*value)
             );
         }
-        let _ = writeln!(out, "# HELP canary_decisions_total Decisions of the state machine, by kind.");
+        let _ = writeln!(
+            out,
+            "# HELP canary_decisions_total Decisions of the state machine, by kind."
+        );
         let _ = writeln!(out, "# TYPE canary_decisions_total counter");
         for (kind, n) in &counts.decisions {
-            let _ = writeln!(out, "canary_decisions_total{{rollout=\"{rollout}\",kind=\"{kind}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "canary_decisions_total{{rollout=\"{rollout}\",kind=\"{kind}\"}} {n}"
+            );
         }
-        let _ = writeln!(out, "# HELP canary_pushes_total Configuration pushes, by result.");
+        let _ = writeln!(
+            out,
+            "# HELP canary_pushes_total Configuration pushes, by result."
+        );
         let _ = writeln!(out, "# TYPE canary_pushes_total counter");
-        let _ = writeln!(out, "canary_pushes_total{{rollout=\"{rollout}\",result=\"ok\"}} {}", counts.pushes_ok);
+        let _ = writeln!(
+            out,
+            "canary_pushes_total{{rollout=\"{rollout}\",result=\"ok\"}} {}",
+            counts.pushes_ok
+        );
         let _ = writeln!(
             out,
             "canary_pushes_total{{rollout=\"{rollout}\",result=\"failed\"}} {}",
@@ -131,7 +176,9 @@ impl ControllerMetrics {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn format_float(value: f64) -> String {
@@ -164,10 +211,17 @@ mod tests {
         };
         metrics.observe(&status);
         let text = metrics.render();
-        assert!(text.contains("canary_rollout_phase{rollout=\"web\",phase=\"Aborted\"} 1"), "{text}");
+        assert!(
+            text.contains("canary_rollout_phase{rollout=\"web\",phase=\"Aborted\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("canary_rollout_phase{rollout=\"web\",phase=\"Promoted\"} 0"));
-        assert!(text.contains("canary_measurements_total{rollout=\"web\",metric=\"error-rate\",outcome=\"error\"} 1"));
-        assert!(text.contains("canary_measurement_value{rollout=\"web\",metric=\"error-rate\"} 0.25"));
+        assert!(text.contains(
+            "canary_measurements_total{rollout=\"web\",metric=\"error-rate\",outcome=\"error\"} 1"
+        ));
+        assert!(
+            text.contains("canary_measurement_value{rollout=\"web\",metric=\"error-rate\"} 0.25")
+        );
         assert!(text.contains("canary_decisions_total{rollout=\"web\",kind=\"Aborted\"} 1"));
         assert!(text.contains("canary_pushes_total{rollout=\"web\",result=\"ok\"} 1"));
     }

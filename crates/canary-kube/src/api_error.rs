@@ -20,6 +20,8 @@ pub enum Verb {
     List,
     /// Server-side apply of one object.
     Apply,
+    /// Read one object.
+    Get,
 }
 
 impl fmt::Display for Verb {
@@ -27,6 +29,7 @@ impl fmt::Display for Verb {
         f.write_str(match self {
             Verb::List => "list",
             Verb::Apply => "apply",
+            Verb::Get => "get",
         })
     }
 }
@@ -60,6 +63,16 @@ impl ApiCall {
     pub fn apply(resource: &ApiResource, namespace: &str, name: &str) -> ApiCall {
         ApiCall {
             verb: Verb::Apply,
+            resource: qualified_resource(resource),
+            name: Some(name.to_owned()),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// A read of the object `name` in `namespace`.
+    pub fn get(resource: &ApiResource, namespace: &str, name: &str) -> ApiCall {
+        ApiCall {
+            verb: Verb::Get,
             resource: qualified_resource(resource),
             name: Some(name.to_owned()),
             namespace: namespace.to_owned(),

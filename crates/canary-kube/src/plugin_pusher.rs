@@ -77,6 +77,14 @@ pub struct PluginPusher {
     object: PluginObject,
 }
 
+impl std::fmt::Debug for PluginPusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginPusher")
+            .field("object", &self.object)
+            .finish()
+    }
+}
+
 impl PluginPusher {
     /// A pusher writing to `object` through `client`.
     pub fn new(client: Client, object: PluginObject) -> PluginPusher {
@@ -124,6 +132,30 @@ impl PluginPusher {
             "filter configuration applied"
         );
         Ok(applied)
+    }
+
+    /// The filter configuration the object holds now (`GET` of the
+    /// object), validated like a push: the base a rollout's weights are
+    /// applied to. `None` when the object has no configuration yet.
+    pub async fn current(&self) -> Result<Option<FilterConfig>, PushError> {
+        let resource = self.object.kind.api_resource();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.object.namespace, &resource);
+        let object = api.get(&self.object.name).await.map_err(|error| {
+            let call = ApiCall::get(&resource, &self.object.namespace, &self.object.name);
+            ApiError::from_kube(call, error)
+        })?;
+        let Some(stored) = self.object.stored_config(&object.data) else {
+            return Ok(None);
+        };
+        let text = stored.to_string();
+        let invalid = |errors| PushError::StoredConfigInvalid {
+            object: self.object.clone(),
+            errors,
+        };
+        let config = canary_config::parse_document(text.as_bytes()).map_err(invalid)?;
+        canary_config::compile(&config).map_err(invalid)?;
+        Ok(Some(config))
     }
 
     /// Checks that the object the API server returned holds `config`.

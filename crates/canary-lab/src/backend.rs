@@ -219,12 +219,20 @@ async fn answer(
             let body = match request.into_body().collect().await {
                 Ok(body) => body.to_bytes(),
                 Err(err) => {
-                    return Ok(json_reply(&state, StatusCode::BAD_REQUEST, error_json(&err.to_string())))
+                    return Ok(json_reply(
+                        &state,
+                        StatusCode::BAD_REQUEST,
+                        error_json(&err.to_string()),
+                    ))
                 }
             };
             match apply_faults(&state, &body) {
                 Ok(()) => Ok(json_reply(&state, StatusCode::OK, state_json(&state))),
-                Err(reason) => Ok(json_reply(&state, StatusCode::BAD_REQUEST, error_json(&reason))),
+                Err(reason) => Ok(json_reply(
+                    &state,
+                    StatusCode::BAD_REQUEST,
+                    error_json(&reason),
+                )),
             }
         }
         _ => {
@@ -317,18 +325,23 @@ pub struct Faults {
 }
 
 fn apply_faults(state: &State, body: &[u8]) -> Result<(), String> {
-    let faults: Faults = serde_json::from_slice(body).map_err(|err| format!("invalid faults: {err}"))?;
+    let faults: Faults =
+        serde_json::from_slice(body).map_err(|err| format!("invalid faults: {err}"))?;
     if let Some(rate) = faults.error_rate {
         if !(0.0..=1.0).contains(&rate) {
             return Err(format!("error_rate must be between 0 and 1, got {rate}"));
         }
-        state.error_ppm.store((rate * 1_000_000.0).round() as u32, Ordering::Relaxed);
+        state
+            .error_ppm
+            .store((rate * 1_000_000.0).round() as u32, Ordering::Relaxed);
     }
     if let Some(ms) = faults.latency_ms {
         if !(0.0..=600_000.0).contains(&ms) {
             return Err(format!("latency_ms must be between 0 and 600000, got {ms}"));
         }
-        state.extra_latency_us.store((ms * 1_000.0).round() as u64, Ordering::Relaxed);
+        state
+            .extra_latency_us
+            .store((ms * 1_000.0).round() as u64, Ordering::Relaxed);
     }
     if let Some(healthy) = faults.healthy {
         state.healthy.store(healthy, Ordering::Relaxed);
@@ -337,7 +350,9 @@ fn apply_faults(state: &State, body: &[u8]) -> Result<(), String> {
         if !(0.0..=1_000.0).contains(&cpu) {
             return Err(format!("cpu must be between 0 and 1000, got {cpu}"));
         }
-        state.cpu_ppm.store((cpu * 1_000_000.0).round() as u32, Ordering::Relaxed);
+        state
+            .cpu_ppm
+            .store((cpu * 1_000_000.0).round() as u32, Ordering::Relaxed);
     }
     Ok(())
 }

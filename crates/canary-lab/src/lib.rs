@@ -8,6 +8,8 @@
 //!   added latency, a failing health check, a CPU figure.
 //! - [`load`]: a client and a constant-rate load generator that record, per
 //!   request, which version answered, the status and the latency.
+//! - [`prometheus`]: a real Prometheus server scraping given targets.
+//! - [`upstream_process`]: a backend as its own process, driven over HTTP.
 //! - [`paths`]: where Envoy and the filter module are, or how to get them.
 //! - [`wait`]: waiting for a condition with a deadline.
 
@@ -15,4 +17,6 @@ pub mod backend;
 pub mod envoy;
 pub mod load;
 pub mod paths;
+pub mod prometheus;
+pub mod upstream_process;
 pub mod wait;

@@ -102,6 +102,63 @@ impl Client {
         self.target
     }
 
+    /// `PUT path` with a JSON body.
+    pub async fn put_json(&self, path: &str, body: &str) -> Result<Reply, LoadError> {
+        let stream = tokio::net::TcpStream::connect(self.target)
+            .await
+            .map_err(|err| LoadError::Request {
+                target: self.target,
+                reason: err.to_string(),
+            })?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|err| LoadError::Request {
+                    target: self.target,
+                    reason: error_chain(&err),
+                })?;
+        tokio::spawn(connection);
+        let request = Request::put(path)
+            .header(HOST, self.host.as_str())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(Bytes::from(body.to_owned())))
+            .map_err(|err| LoadError::Request {
+                target: self.target,
+                reason: err.to_string(),
+            })?;
+        let exchange = async {
+            let response =
+                sender
+                    .send_request(request)
+                    .await
+                    .map_err(|err| LoadError::Request {
+                        target: self.target,
+                        reason: error_chain(&err),
+                    })?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|err| LoadError::Request {
+                    target: self.target,
+                    reason: error_chain(&err),
+                })?;
+            Ok(Reply {
+                status,
+                served_by: None,
+                headers: Vec::new(),
+                body: String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+            })
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| LoadError::Timeout {
+                target: self.target,
+                timeout: self.timeout,
+            })?
+    }
+
     /// `GET path` with extra headers.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Result<Reply, LoadError> {
         let mut request = Request::get(format!("http://{}{}", self.target, path))

@@ -60,3 +60,48 @@ pub fn filter_module() -> Result<PathBuf, String> {
         ))
     }
 }
+
+/// The `canary` binary: `$CANARY_BIN`, else the debug build in `target/`
+/// (which `cargo test --workspace` builds before any test runs).
+pub fn canary_binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("CANARY_BIN").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("CANARY_BIN={} does not exist", path.display()))
+        };
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    for profile in ["debug", "release"] {
+        let path = target.join(profile).join("canary");
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    Err(format!(
+        "the canary binary is not built (looked in {}/debug and /release): run `cargo build -p canary` or set CANARY_BIN",
+        target.display()
+    ))
+}
+
+/// The Prometheus server: `$PROMETHEUS`, else `prometheus` on the `PATH`.
+pub fn prometheus_binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("PROMETHEUS").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let found = std::env::var_os("PATH").map(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("prometheus"))
+            .find(|p| p.is_file())
+    });
+    match found.flatten() {
+        Some(path) => Ok(path),
+        None if Path::new("/usr/bin/prometheus").is_file() => Ok(PathBuf::from("/usr/bin/prometheus")),
+        None => Err(
+            "Prometheus not found: run `make setup` (installs the Debian package prometheus) or set PROMETHEUS".into(),
+        ),
+    }
+}

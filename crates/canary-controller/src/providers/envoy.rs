@@ -44,7 +44,10 @@ impl EnvoySource {
     /// A source reading `endpoints` (`http://127.0.0.1:9901`, ...).
     pub fn new(endpoints: Vec<String>, http: HttpClient) -> EnvoySource {
         EnvoySource {
-            endpoints: endpoints.into_iter().map(|e| e.trim_end_matches('/').to_owned()).collect(),
+            endpoints: endpoints
+                .into_iter()
+                .map(|e| e.trim_end_matches('/').to_owned())
+                .collect(),
             http,
             history: Mutex::new(VecDeque::new()),
         }
@@ -63,7 +66,8 @@ impl EnvoySource {
         }
         let mut total = Snapshot::default();
         for endpoint in &self.endpoints {
-            let request = HttpRequest::get(&format!("{endpoint}{ADMIN_STATS_PATH}")).timeout(SCRAPE_TIMEOUT);
+            let request =
+                HttpRequest::get(&format!("{endpoint}{ADMIN_STATS_PATH}")).timeout(SCRAPE_TIMEOUT);
             let response = self
                 .http
                 .send(request)
@@ -77,7 +81,8 @@ impl EnvoySource {
                 ));
             }
             let text = String::from_utf8_lossy(&response.body);
-            let snapshot = Snapshot::parse_admin_json(&text).map_err(|err| format!("Envoy admin {endpoint}: {err}"))?;
+            let snapshot = Snapshot::parse_admin_json(&text)
+                .map_err(|err| format!("Envoy admin {endpoint}: {err}"))?;
             total.merge(&snapshot);
         }
         Ok(total)
@@ -134,11 +139,14 @@ impl EnvoySource {
         let baseline = self.baseline(start, now);
         self.remember(now, current.clone());
         let Some((taken, earlier)) = baseline else {
-            return MeasurementResult::not_enough_data("no earlier scrape of Envoy's stats to compare with yet");
+            return MeasurementResult::not_enough_data(
+                "no earlier scrape of Envoy's stats to compare with yet",
+            );
         };
         let elapsed = now.since(taken);
-        let window_of =
-            |version: &str| VersionWindow::between(&earlier, &current, &query.route, version, elapsed);
+        let window_of = |version: &str| {
+            VersionWindow::between(&earlier, &current, &query.route, version, elapsed)
+        };
         match query.version {
             VersionSelector::Canary => single(query, &window_of(names.canary), names.canary),
             VersionSelector::Stable => single(query, &window_of(names.stable), names.stable),
@@ -147,10 +155,18 @@ impl EnvoySource {
                 let stable = single(query, &window_of(names.stable), names.stable);
                 match (canary, stable) {
                     (
-                        MeasurementResult::Value { value: c, samples: cs },
-                        MeasurementResult::Value { value: s, samples: ss },
+                        MeasurementResult::Value {
+                            value: c,
+                            samples: cs,
+                        },
+                        MeasurementResult::Value {
+                            value: s,
+                            samples: ss,
+                        },
                     ) => {
-                        let map = [("canary".to_owned(), c), ("stable".to_owned(), s)].into_iter().collect();
+                        let map = [("canary".to_owned(), c), ("stable".to_owned(), s)]
+                            .into_iter()
+                            .collect();
                         let samples = match (cs, ss) {
                             (Some(a), Some(b)) => Some(a.min(b)),
                             (a, b) => a.or(b),
@@ -176,7 +192,9 @@ fn ready_ratio(snapshot: &Snapshot, cluster: &str) -> MeasurementResult {
         Some(health) if health.total == 0 => {
             MeasurementResult::not_enough_data(format!("cluster {cluster} has no hosts"))
         }
-        Some(health) => MeasurementResult::sampled(health.healthy as f64 / health.total as f64, health.total),
+        Some(health) => {
+            MeasurementResult::sampled(health.healthy as f64 / health.total as f64, health.total)
+        }
     }
 }
 
@@ -204,8 +222,12 @@ fn single(query: &EnvoyQuery, window: &VersionWindow, version: &str) -> Measurem
         },
         EnvoyQuantity::Latency { quantile } => match window.latency_ms(quantile) {
             Some(ms) => MeasurementResult::sampled(ms, window.latency.count()),
-            None => none("latency samples (histograms reach the admin endpoint at Envoy's stats flush)"),
+            None => {
+                none("latency samples (histograms reach the admin endpoint at Envoy's stats flush)")
+            }
         },
-        EnvoyQuantity::ReadyRatio => MeasurementResult::error("ready-ratio is not a traffic quantity"),
+        EnvoyQuantity::ReadyRatio => {
+            MeasurementResult::error("ready-ratio is not a traffic quantity")
+        }
     }
 }

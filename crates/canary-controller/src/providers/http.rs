@@ -145,13 +145,18 @@ impl HttpClient {
 
     /// Sends a request and reads the whole answer.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
-        let client = if request.insecure { &self.unverified } else { &self.verified };
+        let client = if request.insecure {
+            &self.unverified
+        } else {
+            &self.verified
+        };
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
             Method::Put => reqwest::Method::PUT,
         };
-        let mut url = reqwest::Url::parse(&request.url).map_err(|err| HttpError::Invalid(format!("{}: {err}", request.url)))?;
+        let mut url = reqwest::Url::parse(&request.url)
+            .map_err(|err| HttpError::Invalid(format!("{}: {err}", request.url)))?;
         if !request.query.is_empty() {
             url.query_pairs_mut().extend_pairs(request.query.iter());
         }

@@ -5,5 +5,6 @@
 
 pub mod envoy;
 pub mod http;
+pub mod kubernetes;
 pub mod prometheus;
 pub mod web;

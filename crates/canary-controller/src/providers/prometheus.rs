@@ -18,7 +18,11 @@ use crate::providers::http::{HttpClient, HttpRequest};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `query` against its address (or `default_address`).
-pub async fn measure(http: &HttpClient, query: &PrometheusQuery, default_address: Option<&str>) -> MeasurementResult {
+pub async fn measure(
+    http: &HttpClient,
+    query: &PrometheusQuery,
+    default_address: Option<&str>,
+) -> MeasurementResult {
     let Some(address) = query.address.as_deref().or(default_address) else {
         return MeasurementResult::error(
             "no Prometheus address: set provider.prometheus.address or the controller's --prometheus-url",
@@ -54,9 +58,17 @@ pub async fn measure(http: &HttpClient, query: &PrometheusQuery, default_address
 /// Turns an API answer into a measurement.
 pub fn interpret(body: &Value, status: u16) -> MeasurementResult {
     if body.get("status").and_then(Value::as_str) != Some("success") {
-        let error_type = body.get("errorType").and_then(Value::as_str).unwrap_or("unknown");
-        let error = body.get("error").and_then(Value::as_str).unwrap_or("no error message");
-        return MeasurementResult::error(format!("Prometheus query failed ({status}, {error_type}): {error}"));
+        let error_type = body
+            .get("errorType")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        let error = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no error message");
+        return MeasurementResult::error(format!(
+            "Prometheus query failed ({status}, {error_type}): {error}"
+        ));
     }
     let Some(data) = body.get("data") else {
         return MeasurementResult::error("Prometheus answer has no `data`");
@@ -115,7 +127,10 @@ mod tests {
             {"metric": {"pod": "b"}, "value": [1.0, "NaN"]}
         ]}});
         match interpret(&body, 200) {
-            MeasurementResult::Value { value: MetricValue::List(items), samples: Some(2) } => {
+            MeasurementResult::Value {
+                value: MetricValue::List(items),
+                samples: Some(2),
+            } => {
                 assert_eq!(items[0], MetricValue::Number(0.5));
                 assert!(matches!(items[1], MetricValue::Number(n) if n.is_nan()));
             }
@@ -125,25 +140,38 @@ mod tests {
 
     #[test]
     fn scalars_become_numbers() {
-        let body = json!({"status": "success", "data": {"resultType": "scalar", "result": [1.0, "+Inf"]}});
-        assert_eq!(interpret(&body, 200), MeasurementResult::value(f64::INFINITY));
+        let body =
+            json!({"status": "success", "data": {"resultType": "scalar", "result": [1.0, "+Inf"]}});
+        assert_eq!(
+            interpret(&body, 200),
+            MeasurementResult::value(f64::INFINITY)
+        );
     }
 
     #[test]
     fn empty_vectors_are_not_enough_data() {
         let body = json!({"status": "success", "data": {"resultType": "vector", "result": []}});
-        assert!(matches!(interpret(&body, 200), MeasurementResult::NotEnoughData(_)));
+        assert!(matches!(
+            interpret(&body, 200),
+            MeasurementResult::NotEnoughData(_)
+        ));
     }
 
     #[test]
     fn errors_and_unsupported_types() {
-        let body = json!({"status": "error", "errorType": "bad_data", "error": "parse error at char 3"});
+        let body =
+            json!({"status": "error", "errorType": "bad_data", "error": "parse error at char 3"});
         match interpret(&body, 400) {
-            MeasurementResult::Error(text) => assert!(text.contains("bad_data") && text.contains("char 3"), "{text}"),
+            MeasurementResult::Error(text) => assert!(
+                text.contains("bad_data") && text.contains("char 3"),
+                "{text}"
+            ),
             other => panic!("{other:?}"),
         }
         let body = json!({"status": "success", "data": {"resultType": "matrix", "result": []}});
-        assert!(matches!(interpret(&body, 200), MeasurementResult::Error(e) if e.contains("matrix")));
+        assert!(
+            matches!(interpret(&body, 200), MeasurementResult::Error(e) if e.contains("matrix"))
+        );
         let body = json!({"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}});
         assert!(matches!(interpret(&body, 200), MeasurementResult::Error(_)));
     }

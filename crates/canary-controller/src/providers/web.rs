@@ -43,7 +43,12 @@ pub async fn measure(http: &HttpClient, query: &WebQuery) -> MeasurementResult {
     }
     let body: Value = match serde_json::from_slice(&response.body) {
         Ok(body) => body,
-        Err(err) => return MeasurementResult::error(format!("{} answered with a body that is not JSON ({err})", query.url)),
+        Err(err) => {
+            return MeasurementResult::error(format!(
+                "{} answered with a body that is not JSON ({err})",
+                query.url
+            ))
+        }
     };
     match &query.json_path {
         None => MeasurementResult::value(MetricValue::from_json(&body)),
@@ -70,7 +75,8 @@ pub fn select(document: &Value, path: &str) -> Result<Value, String> {
     } else {
         format!("$.{inner}")
     };
-    let compiled = JsonPath::parse(&normalised).map_err(|err| format!("jsonPath {path:?} does not parse: {err}"))?;
+    let compiled = JsonPath::parse(&normalised)
+        .map_err(|err| format!("jsonPath {path:?} does not parse: {err}"))?;
     let found = compiled.query(document).all();
     match found.as_slice() {
         [] => Err(format!("jsonPath {path:?} selected nothing in the answer")),
@@ -91,7 +97,11 @@ mod tests {
         assert_eq!(select(&doc, "{.data.rate}").unwrap(), json!(0.97));
         assert_eq!(select(&doc, "$.data.items[1]").unwrap(), json!(2));
         assert_eq!(select(&doc, "{$.data.items[*]}").unwrap(), json!([1, 2]));
-        assert!(select(&doc, "{$.data.missing}").unwrap_err().contains("selected nothing"));
-        assert!(select(&doc, "{$.data[}").unwrap_err().contains("does not parse"));
+        assert!(select(&doc, "{$.data.missing}")
+            .unwrap_err()
+            .contains("selected nothing"));
+        assert!(select(&doc, "{$.data[}")
+            .unwrap_err()
+            .contains("does not parse"));
     }
 }

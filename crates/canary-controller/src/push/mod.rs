@@ -1,4 +1,6 @@
-//! Delivering a filter configuration to the proxies. Every push is
+//! Delivering a filter configuration to the proxies: Envoy's file-based
+//! ECDS, an Istio WasmPlugin or TrafficExtension (server-side apply), or a
+//! dry run. Every push is
 //! validated against the shared schema first (the same code the filter
 //! runs in `on_configure`), so the controller never sends something the
 //! filter would reject.
@@ -18,8 +20,8 @@ pub enum PushError {
     Invalid(#[from] canary_config::ConfigErrors),
     #[error(transparent)]
     EcdsFile(#[from] EcdsFileError),
-    #[error("{0}")]
-    Target(String),
+    #[error(transparent)]
+    Plugin(#[from] canary_kube::PushError),
 }
 
 /// What a push did.
@@ -38,6 +40,9 @@ pub enum Pusher {
     EcdsFile(EcdsFile),
     /// Print only.
     DryRun(DryRun),
+    /// Server-side apply of an Istio WasmPlugin's (or TrafficExtension's)
+    /// configuration.
+    Plugin(canary_kube::PluginPusher),
 }
 
 impl Pusher {
@@ -59,6 +64,13 @@ impl Pusher {
                     version: None,
                 })
             }
+            Pusher::Plugin(plugin) => {
+                let applied = plugin.push(config).await?;
+                Ok(PushReceipt {
+                    target: self.describe(),
+                    version: applied.resource_version,
+                })
+            }
         }
     }
 
@@ -68,6 +80,7 @@ impl Pusher {
         match self {
             Pusher::EcdsFile(file) => Ok(Some(file.current()?)),
             Pusher::DryRun(_) => Ok(None),
+            Pusher::Plugin(plugin) => Ok(plugin.current().await?),
         }
     }
 
@@ -76,6 +89,7 @@ impl Pusher {
         match self {
             Pusher::EcdsFile(file) => format!("ECDS file {}", file.path().display()),
             Pusher::DryRun(_) => "dry run (stdout)".to_owned(),
+            Pusher::Plugin(plugin) => plugin.object().to_string(),
         }
     }
 
@@ -84,7 +98,7 @@ impl Pusher {
     pub fn ecds_resource(&self) -> Option<&str> {
         match self {
             Pusher::EcdsFile(file) => Some(file.resource()),
-            Pusher::DryRun(_) => None,
+            Pusher::DryRun(_) | Pusher::Plugin(_) => None,
         }
     }
 }

@@ -235,3 +235,72 @@ async fn a_stored_config_that_differs_is_caught() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn current_reads_the_configuration_the_object_holds() {
+    let path = "/apis/extensions.istio.io/v1alpha1/namespaces/shop/wasmplugins/canary";
+    let stored = stored_wasm_plugin(expected_plugin_config(10));
+    let (fake, client) = crate::support::fake_with_client(vec![Exchange::new(
+        "GET",
+        path,
+        CannedResponse::json(200, &stored),
+    )])
+    .await;
+    let current = canary_kube::PluginPusher::new(client, canary_plugin())
+        .current()
+        .await
+        .unwrap();
+    assert_eq!(current, Some(config(10)));
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method, "GET");
+    assert_eq!(requests[0].path, path);
+    assert!(fake.unused_exchanges().is_empty());
+}
+
+#[tokio::test]
+async fn current_refuses_a_configuration_the_filter_would_reject() {
+    let path = "/apis/extensions.istio.io/v1alpha1/namespaces/shop/wasmplugins/canary";
+    let mut bad = expected_plugin_config(10);
+    bad["routes"][0]["canary_weight"] = json!(250);
+    let stored = stored_wasm_plugin(bad);
+    let (_fake, client) = crate::support::fake_with_client(vec![Exchange::new(
+        "GET",
+        path,
+        CannedResponse::json(200, &stored),
+    )])
+    .await;
+    let err = canary_kube::PluginPusher::new(client, canary_plugin())
+        .current()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PushError::StoredConfigInvalid { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("routes[0].canary_weight"), "{err}");
+}
+
+#[tokio::test]
+async fn current_of_a_missing_object_is_a_clear_error() {
+    let path = "/apis/extensions.istio.io/v1alpha1/namespaces/shop/wasmplugins/canary";
+    let (_fake, client) = crate::support::fake_with_client(vec![Exchange::new(
+        "GET",
+        path,
+        CannedResponse::status(
+            404,
+            "NotFound",
+            "wasmplugins.extensions.istio.io \"canary\" not found",
+        ),
+    )])
+    .await;
+    let err = canary_kube::PluginPusher::new(client, canary_plugin())
+        .current()
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("not found") && text.contains("shop"),
+        "{text}"
+    );
+}

@@ -36,7 +36,10 @@ impl Server {
     /// Runs `command` (or only reads the status when `None`) and prints
     /// the status.
     pub fn run(&self, command: Option<Command>) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime,
             Err(err) => {
                 eprintln!("canary: cannot start the runtime: {err}");
@@ -53,7 +56,10 @@ impl Server {
         match result {
             Ok(status) => {
                 if self.json {
-                    println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&status).unwrap_or_default()
+                    );
                 } else {
                     print!("{}", render(&status));
                 }
@@ -82,7 +88,10 @@ pub fn render(status: &StatusView) -> String {
         }
         None => format!("all {} steps done", status.steps),
     };
-    out.push_str(&format!("rollout {}   {}   {}\n", status.rollout, status.phase, step));
+    out.push_str(&format!(
+        "rollout {}   {}   {}\n",
+        status.rollout, status.phase, step
+    ));
     if let Some(message) = &status.message {
         out.push_str(&format!("  {message}\n"));
     }
@@ -95,7 +104,11 @@ pub fn render(status: &StatusView) -> String {
         bar(t.canary_weight),
         canary,
         t.canary_weight,
-        if t.header_route { "   (override header on)" } else { "" }
+        if t.header_route {
+            "   (override header on)"
+        } else {
+            ""
+        }
     ));
     for analysis in &status.analyses {
         out.push_str(&format!("analysis {}: {}", analysis.slot, analysis.phase));
@@ -138,7 +151,10 @@ pub fn render(status: &StatusView) -> String {
         push.target,
         push.pushes,
         push.failures,
-        push.last_version.as_deref().map(|v| format!(", last version {v}")).unwrap_or_default(),
+        push.last_version
+            .as_deref()
+            .map(|v| format!(", last version {v}"))
+            .unwrap_or_default(),
         if push.pending { ", PENDING" } else { "" }
     ));
     if let Some(err) = &push.last_error {

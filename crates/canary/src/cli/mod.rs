@@ -25,7 +25,7 @@ pub enum Command {
     /// Check a rollout file and its analysis templates.
     Validate(validate::Validate),
     /// Run a rollout: measure, decide, push, and serve the HTTP API.
-    Run(run::Run),
+    Run(Box<run::Run>),
     /// Show a running rollout's status.
     Status(control::Server),
     /// Skip the current pause or analysis (--full: straight to 100%).

@@ -15,9 +15,11 @@ use canary_controller::controller::{Controller, ControllerConfig, Outcome, Share
 use canary_controller::measure::Providers;
 use canary_controller::providers::envoy::EnvoySource;
 use canary_controller::providers::http::HttpClient;
+use canary_controller::providers::kubernetes::KubernetesSource;
 use canary_controller::push::dry_run::DryRun;
 use canary_controller::push::ecds_file::EcdsFile;
 use canary_controller::push::Pusher;
+use canary_kube::{PluginObject, PluginPusher};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -32,7 +34,9 @@ pub struct Run {
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// Where configurations go: `ecds-file:PATH` (Envoy's file-based
-    /// ECDS), `dry-run` (print only).
+    /// ECDS), `wasm-plugin:NAMESPACE/NAME` or
+    /// `traffic-extension:NAMESPACE/NAME` (server-side apply of the Istio
+    /// object's plugin configuration), `dry-run` (print only).
     #[arg(long, default_value = "dry-run")]
     pub push: String,
     /// ECDS resource name in the ECDS file.
@@ -44,11 +48,25 @@ pub struct Run {
     pub filter_config: Option<PathBuf>,
     /// An Envoy admin endpoint for the `envoy` provider (repeat for
     /// several; their stats are summed).
-    #[arg(long = "envoy-admin", env = "CANARY_ENVOY_ADMIN", value_delimiter = ',')]
+    #[arg(
+        long = "envoy-admin",
+        env = "CANARY_ENVOY_ADMIN",
+        value_delimiter = ','
+    )]
     pub envoy_admin: Vec<String>,
     /// Prometheus for templates that give no address.
     #[arg(long, env = "CANARY_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// Use the Kubernetes API (in-cluster service account or kubeconfig)
+    /// for the `kubernetes` provider and the Istio pushers.
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// Use the Kubernetes API at this URL instead of the environment's.
+    #[arg(long, env = "CANARY_KUBE_URL")]
+    pub kube_url: Option<String>,
+    /// Namespace for `kubernetes` metrics that name none.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
     /// Address of the HTTP API.
     #[arg(long, default_value = "127.0.0.1:7070")]
     pub listen: SocketAddr,
@@ -78,7 +96,10 @@ pub const EXIT_ABORTED: u8 = 3;
 impl Run {
     /// Runs the controller.
     pub fn run(self) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime,
             Err(err) => {
                 eprintln!("canary run: cannot start the runtime: {err}");
@@ -97,7 +118,8 @@ impl Run {
     }
 
     async fn serve(self) -> Result<Outcome, String> {
-        let pusher = self.pusher()?;
+        let kube = self.kube_client().await?;
+        let pusher = self.pusher(kube.clone())?;
         let http = HttpClient::new().map_err(|err| err.to_string())?;
         let envoy = (!self.envoy_admin.is_empty())
             .then(|| Arc::new(EnvoySource::new(self.envoy_admin.clone(), http.clone())));
@@ -105,12 +127,16 @@ impl Run {
             http,
             envoy,
             prometheus_url: self.prometheus_url.clone(),
+            kubernetes: kube.map(|client| Arc::new(KubernetesSource::new(client, &self.namespace))),
         };
         let base_config = match &self.filter_config {
             Some(path) => Some(read_filter_config(path)?),
             None => None,
         };
-        let state_file = self.state.clone().unwrap_or_else(|| default_state_file(&self.rollout));
+        let state_file = self
+            .state
+            .clone()
+            .unwrap_or_else(|| default_state_file(&self.rollout));
         let config = ControllerConfig {
             rollout_file: self.rollout.clone(),
             state_file,
@@ -133,32 +159,81 @@ impl Run {
             std::fs::write(path, bound.to_string())
                 .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
         }
-        let controller = Controller::start(config, pusher, providers, shared, Arc::new(SystemClock))
-            .await
-            .map_err(|err| err.to_string())?;
+        let controller =
+            Controller::start(config, pusher, providers, shared, Arc::new(SystemClock))
+                .await
+                .map_err(|err| err.to_string())?;
         controller
             .run(receiver, shutdown_signal())
             .await
             .map_err(|err| err.to_string())
     }
 
-    fn pusher(&self) -> Result<Pusher, String> {
+    async fn kube_client(&self) -> Result<Option<kube::Client>, String> {
+        if let Some(url) = &self.kube_url {
+            return canary_kube::client_for_url(url)
+                .map(Some)
+                .map_err(|err| err.to_string());
+        }
+        let needed = self.kubernetes
+            || self.push.starts_with("wasm-plugin:")
+            || self.push.starts_with("traffic-extension:");
+        if !needed {
+            return Ok(None);
+        }
+        canary_kube::client_from_environment()
+            .await
+            .map(Some)
+            .map_err(|err| err.to_string())
+    }
+
+    fn pusher(&self, kube: Option<kube::Client>) -> Result<Pusher, String> {
         if self.push == "dry-run" {
             return Ok(Pusher::DryRun(DryRun::default()));
         }
         if let Some(path) = self.push.strip_prefix("ecds-file:") {
-            return Ok(Pusher::EcdsFile(EcdsFile::new(path, self.ecds_resource.clone())));
+            return Ok(Pusher::EcdsFile(EcdsFile::new(
+                path,
+                self.ecds_resource.clone(),
+            )));
+        }
+        let plugin =
+            |target: &str, make: fn(&str, &str) -> PluginObject| -> Result<Pusher, String> {
+                let (namespace, name) = target
+                    .split_once('/')
+                    .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+                    .ok_or_else(|| {
+                        format!(
+                            "--push {:?}: expected NAMESPACE/NAME after the kind",
+                            self.push
+                        )
+                    })?;
+                let client = kube
+                    .clone()
+                    .ok_or("the Istio pushers need the Kubernetes API")?;
+                Ok(Pusher::Plugin(PluginPusher::new(
+                    client,
+                    make(namespace, name),
+                )))
+            };
+        if let Some(target) = self.push.strip_prefix("wasm-plugin:") {
+            return plugin(target, PluginObject::wasm_plugin);
+        }
+        if let Some(target) = self.push.strip_prefix("traffic-extension:") {
+            return plugin(target, PluginObject::traffic_extension);
         }
         Err(format!(
-            "--push {:?}: expected ecds-file:PATH or dry-run",
+            "--push {:?}: expected ecds-file:PATH, wasm-plugin:NAMESPACE/NAME, traffic-extension:NAMESPACE/NAME or dry-run",
             self.push
         ))
     }
 }
 
 fn read_filter_config(path: &Path) -> Result<canary_config::FilterConfig, String> {
-    let text = std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-    let config = canary_config::parse_document(&text).map_err(|err| format!("{}: {err}", path.display()))?;
+    let text =
+        std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let config =
+        canary_config::parse_document(&text).map_err(|err| format!("{}: {err}", path.display()))?;
     canary_config::compile(&config).map_err(|err| format!("{}: {err}", path.display()))?;
     Ok(config)
 }
@@ -176,13 +251,14 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

@@ -1,0 +1,9 @@
+//! The controller end to end: a real Envoy with the real filter, two real
+//! upstream processes, a real Prometheus, load through Envoy, and
+//! `canary run` as its own process pushing over ECDS.
+
+mod crash;
+mod failure;
+mod metrics_down;
+mod stage;
+mod success;

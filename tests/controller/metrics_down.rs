@@ -1,0 +1,51 @@
+//! With Envoy's admin endpoint unreachable, measurements error, the errors
+//! accumulate, and the rollout is rolled back: never promoted.
+
+use std::time::Duration;
+
+use canary_controller::push::ecds_file::EcdsFile;
+use canary_rollout::EventKind;
+
+use crate::stage::{seed_rollout, Stage};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_metrics_source_ends_in_a_rollback() {
+    let mut stage = Stage::start(false).await;
+    stage.start_load();
+    // Allow one consecutive error (Argo's default is four, each retried
+    // after 10 s); the second in a row fails the analysis.
+    let rollout = stage.write_rollout(&seed_rollout("    consecutiveErrorLimit: 1\n", false));
+    let closed = canary_lab::prometheus::free_port().unwrap();
+    let args = stage.run_args(&rollout, &format!("http://127.0.0.1:{closed}"));
+    let mut controller = stage.controller(&args).await;
+    let code = controller.wait_exit(Duration::from_secs(60)).await;
+    let summary = stage.stop_load().await;
+    assert_eq!(code, Some(3), "should end aborted:\n{}", controller.log());
+    let saved = canary_controller::store::StateStore::new(stage.dir.path().join("state.json"))
+        .load()
+        .unwrap()
+        .unwrap();
+    assert!(saved.events.iter().any(|e| e.kind == EventKind::Aborted));
+    assert!(!saved.events.iter().any(|e| e.kind == EventKind::Promoted));
+    let weights: Vec<&str> = saved
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::WeightChanged)
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert_eq!(
+        weights.len(),
+        1,
+        "the weight never went past the first step: {weights:?}"
+    );
+    let pushed = EcdsFile::new(stage.envoy.ecds_path().unwrap(), "canary")
+        .current()
+        .unwrap();
+    assert_eq!(pushed.routes[0].canary_weight, canary_config::Weight::ZERO);
+    assert!(
+        controller.log().contains("measurement error"),
+        "{}",
+        controller.log()
+    );
+    assert_eq!(summary.failed(), 0);
+}

@@ -1,0 +1,227 @@
+//! Everything a controller end-to-end test runs against.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use canary_e2e::controller::ControllerProcess;
+use canary_lab::envoy::{Delivery, Envoy, EnvoySpec};
+use canary_lab::load::{Client, LoadGenerator, LoadPlan, Summary};
+use canary_lab::prometheus::{Prometheus, ScrapeJob};
+use canary_lab::upstream_process::UpstreamProcess;
+use serde_json::json;
+use tempfile::TempDir;
+
+/// Requests per second the load generator sends through Envoy.
+pub const RATE: f64 = 100.0;
+
+/// The filter configuration Envoy starts with: no canary traffic yet.
+pub fn base_filter_config() -> serde_json::Value {
+    json!({
+        "routes": [{
+            "name": "app",
+            "match": { "hosts": ["*"] },
+            "stable": "v1",
+            "canary": "v2",
+            "canary_weight": 0
+        }]
+    })
+}
+
+/// Upstreams, Envoy, Prometheus, load, and a folder for the controller.
+pub struct Stage {
+    pub dir: TempDir,
+    /// Kept running for the whole test.
+    #[allow(dead_code)]
+    pub stable: UpstreamProcess,
+    pub canary: UpstreamProcess,
+    pub envoy: Envoy,
+    pub prometheus: Option<Prometheus>,
+    pub load: Option<LoadGenerator>,
+    /// Wall-clock time of the load generator's start (unix ms).
+    pub load_started_ms: u64,
+}
+
+impl Stage {
+    /// Starts upstreams, Envoy (ECDS, health checks every 250 ms) and,
+    /// when asked, Prometheus scraping the upstreams and Envoy.
+    pub async fn start(with_prometheus: bool) -> Stage {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let stable = UpstreamProcess::start("v1").unwrap_or_else(|e| panic!("{e}"));
+        let canary = UpstreamProcess::start("v2").unwrap_or_else(|e| panic!("{e}"));
+        let mut spec = EnvoySpec::new(
+            Delivery::Ecds,
+            base_filter_config().to_string(),
+            stable.addr(),
+            canary.addr(),
+        );
+        spec.concurrency = 2;
+        spec.health_check_interval = Some(Duration::from_millis(250));
+        spec.stats_flush_interval = Some(Duration::from_secs(1));
+        let envoy = Envoy::start(&spec).await.unwrap_or_else(|e| panic!("{e}"));
+        let prometheus = if with_prometheus {
+            let jobs = [
+                ScrapeJob {
+                    name: "upstreams".into(),
+                    path: "/metrics".into(),
+                    targets: vec![stable.addr(), canary.addr()],
+                },
+                ScrapeJob {
+                    name: "envoy".into(),
+                    path: "/stats/prometheus".into(),
+                    targets: vec![envoy.admin()],
+                },
+            ];
+            Some(
+                Prometheus::start(&jobs)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+        } else {
+            None
+        };
+        Stage {
+            dir,
+            stable,
+            canary,
+            envoy,
+            prometheus,
+            load: None,
+            load_started_ms: 0,
+        }
+    }
+
+    /// Starts steady load through Envoy.
+    pub fn start_load(&mut self) {
+        let client = Client::new(self.envoy.listener(), "app.example.com")
+            .with_timeout(Duration::from_secs(5));
+        self.load_started_ms = unix_ms();
+        self.load = Some(LoadGenerator::start(client, LoadPlan::at_rate(RATE)));
+    }
+
+    /// Stops the load and returns every record.
+    pub async fn stop_load(&mut self) -> Summary {
+        match self.load.take() {
+            Some(load) => load.stop().await,
+            None => Summary::default(),
+        }
+    }
+
+    /// Writes a rollout file and returns its path.
+    pub fn write_rollout(&self, text: &str) -> PathBuf {
+        let path = self.dir.path().join("rollout.yaml");
+        std::fs::write(&path, text).expect("rollout file written");
+        path
+    }
+
+    /// `canary run` arguments for `rollout`, pushing to this Envoy's ECDS
+    /// file and reading `envoy_admin`.
+    pub fn run_args(&self, rollout: &Path, envoy_admin: &str) -> Vec<String> {
+        let mut args = vec![
+            "--rollout".to_owned(),
+            rollout.display().to_string(),
+            "--state".to_owned(),
+            self.dir.path().join("state.json").display().to_string(),
+            "--push".to_owned(),
+            format!(
+                "ecds-file:{}",
+                self.envoy.ecds_path().expect("ECDS").display()
+            ),
+            "--envoy-admin".to_owned(),
+            envoy_admin.to_owned(),
+            "--scrape-interval".to_owned(),
+            "250ms".to_owned(),
+        ];
+        if let Some(prometheus) = &self.prometheus {
+            args.push("--prometheus-url".to_owned());
+            args.push(prometheus.url());
+        }
+        args
+    }
+
+    /// This Envoy's admin URL.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.envoy.admin())
+    }
+
+    /// Starts the controller.
+    pub async fn controller(&self, args: &[String]) -> ControllerProcess {
+        ControllerProcess::start(self.dir.path(), args).await
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// The seed's rollout scaled to about a second per wait: 10 → 25 → 50 →
+/// 75 → 100, each weight followed by a pause and the pod-health analysis
+/// (readiness from Envoy's health checks ≥ 0.5, CPU from Prometheus ≤ 0.9,
+/// the canary's error rate from the filter's stats ≤ 5%), every metric
+/// with interval 1s, count 3, failureLimit 2.
+pub fn seed_rollout(extra_metric_fields: &str, with_cpu: bool) -> String {
+    let mut steps = String::new();
+    for weight in [10, 25, 50, 75] {
+        steps.push_str(&format!(
+            "  - setWeight: {weight}\n  - pause: {{duration: 1s}}\n  - analysis: {{templates: [{{templateName: pod-health}}]}}\n"
+        ));
+    }
+    steps.push_str("  - setWeight: 100\n");
+    let cpu = if with_cpu {
+        format!(
+            r#"  - name: cpu
+    interval: 1s
+    count: 3
+    failureLimit: 2
+{extra_metric_fields}    successCondition: result[0] <= 0.9
+    provider:
+      prometheus:
+        query: max(canary_sim_cpu_usage_ratio{{version="v2"}})
+"#
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"apiVersion: canary.dev/v1alpha1
+kind: CanaryRollout
+metadata:
+  name: app
+spec:
+  routes: [app]
+  stableVersion: v1
+  canaryVersion: v2
+  progressDeadline: 60s
+  steps:
+{steps}---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: pod-health
+spec:
+  metrics:
+  - name: readiness
+    interval: 1s
+    count: 3
+    failureLimit: 2
+{extra_metric_fields}    successCondition: result >= 0.5
+    provider:
+      envoy:
+        quantity: ready-ratio
+        cluster: canary
+  - name: error-rate
+    interval: 1s
+    count: 3
+    failureLimit: 2
+{extra_metric_fields}    successCondition: result <= 0.05
+    provider:
+      envoy:
+        route: app
+        quantity: error-rate
+        window: 2s
+{cpu}"#
+    )
+}

@@ -1,0 +1,154 @@
+//! The controller as a real process (`canary run`), its API, and the
+//! rollout files the end-to-end tests give it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use canary_controller::client::ApiClient;
+use canary_controller::status::StatusView;
+
+/// A running `canary run`. Dropping it kills the process.
+pub struct ControllerProcess {
+    child: Child,
+    api: String,
+    log: PathBuf,
+    client: ApiClient,
+}
+
+impl ControllerProcess {
+    /// Starts `canary run` with `args` (plus the API on a free port), and
+    /// waits until its API answers.
+    pub async fn start(dir: &Path, args: &[String]) -> ControllerProcess {
+        let binary = canary_lab::paths::canary_binary().unwrap_or_else(|err| panic!("{err}"));
+        let address_file = dir.join(format!("api-address-{}", unique()));
+        let log = dir.join(format!("controller-{}.log", unique()));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(binary)
+            .arg("run")
+            .args(args)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--address-file")
+            .arg(&address_file)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file"))
+            .stderr(log_file)
+            .spawn()
+            .expect("canary run starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let api = loop {
+            if let Ok(text) = std::fs::read_to_string(&address_file) {
+                if !text.trim().is_empty() {
+                    break format!("http://{}", text.trim());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "canary run never listened:\n{}",
+                read(&log)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let client = ApiClient::new(&api, None).expect("client");
+        ControllerProcess {
+            child,
+            api,
+            log,
+            client,
+        }
+    }
+
+    /// The API's base URL.
+    pub fn api(&self) -> &str {
+        &self.api
+    }
+
+    /// The API client.
+    pub fn client(&self) -> &ApiClient {
+        &self.client
+    }
+
+    /// What the process logged.
+    pub fn log(&self) -> String {
+        read(&self.log)
+    }
+
+    /// `GET /status`, once it answers.
+    pub async fn status(&self) -> StatusView {
+        match self.client.status().await {
+            Ok(status) => status,
+            Err(err) => panic!("status failed: {err}\n{}", self.log()),
+        }
+    }
+
+    /// Waits until the status satisfies `done`, failing after `timeout`.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&StatusView) -> bool,
+    ) -> StatusView {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(status) = self.client.status().await {
+                if done(&status) {
+                    return status;
+                }
+                if Instant::now() >= deadline {
+                    panic!(
+                        "timed out after {timeout:?} waiting for {what}; status: {}\nlog:\n{}",
+                        serde_json::to_string_pretty(&status).unwrap_or_default(),
+                        self.log()
+                    );
+                }
+            } else if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; no status\nlog:\n{}",
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "canary run did not exit within {timeout:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
