@@ -1,6 +1,7 @@
 # canary: progressive delivery inside the proxy.
 #
-#   make demo    the whole canary flow on this machine (does its own setup)
+#   make demo    the whole canary flow on this machine (does its own setup);
+#                make demo SCENARIO=failure shows the automatic rollback
 #   make test    setup, lint, unit and end-to-end tests (what CI runs)
 #
 # Other targets: setup, wasm, lint, fmt, schema, validate-envoy, bench.
@@ -14,7 +15,7 @@ WASM := target/$(WASM_TARGET)/$(WASM_PROFILE)/canary_filter.wasm
 WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
 
-.PHONY: all setup wasm wasm-size lint fmt test unit e2e schema validate-envoy clean
+.PHONY: all setup wasm wasm-size build demo lint fmt test unit e2e schema validate-envoy clean
 
 all: wasm
 
@@ -31,6 +32,16 @@ wasm-size:
 	@size=$$(stat -c %s $(WASM)); \
 	  echo "filter: $(WASM) is $$size bytes (budget $(WASM_MAX_BYTES))"; \
 	  if [ $$size -gt $(WASM_MAX_BYTES) ]; then echo "filter module over budget" >&2; exit 1; fi
+
+## build: the canary binary (controller, CLI, demo)
+build:
+	$(CARGO) build -p canary
+
+## demo: the whole canary flow on this machine (SCENARIO=failure for the rollback)
+SCENARIO ?= success
+SPEED ?= 1
+demo: setup wasm build
+	ENVOY=$(ENVOY) target/debug/canary demo --scenario $(SCENARIO) --speed $(SPEED)
 
 ## lint: formatting and clippy (native and wasm), warnings are errors
 lint:

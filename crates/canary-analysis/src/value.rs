@@ -59,7 +59,7 @@ impl fmt::Display for MetricValue {
         match self {
             MetricValue::Null => f.write_str("nil"),
             MetricValue::Bool(b) => write!(f, "{b}"),
-            MetricValue::Number(n) => write!(f, "{n}"),
+            MetricValue::Number(n) => write_number(f, *n),
             MetricValue::String(s) => f.write_str(s),
             MetricValue::List(items) => {
                 f.write_str("[")?;
@@ -83,6 +83,24 @@ impl fmt::Display for MetricValue {
             }
         }
     }
+}
+
+/// Numbers for people: whole numbers without a fraction, others with at
+/// most four decimals (`0.2571`, `4.6`), NaN and infinities by name.
+fn write_number(f: &mut fmt::Formatter<'_>, n: f64) -> fmt::Result {
+    if !n.is_finite() {
+        return write!(f, "{n}");
+    }
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        return write!(f, "{}", n as i64);
+    }
+    let text = format!("{n:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "0" || text == "-0" {
+        // Too small for four decimals: keep its magnitude visible.
+        return write!(f, "{n:.2e}");
+    }
+    f.write_str(text)
 }
 
 /// The outcome of asking a provider for one measurement.

@@ -11,7 +11,10 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    init_logging(&args.log_format);
+    // The demo draws on the terminal: it logs only when RUST_LOG asks.
+    if !matches!(args.command, cli::Command::Demo(_)) || std::env::var_os("RUST_LOG").is_some() {
+        init_logging(&args.log_format);
+    }
     match args.command {
         cli::Command::Validate(validate) => validate.run(),
         cli::Command::Run(run) => run.run(),
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
         cli::Command::Pause(server) => server.run(Some(RolloutCommand::Pause)),
         cli::Command::Resume(server) => server.run(Some(RolloutCommand::Resume)),
         cli::Command::Retry(server) => server.run(Some(RolloutCommand::Retry)),
+        cli::Command::Demo(demo) => demo.run(),
         cli::Command::Upstream(upstream) => upstream.run(),
     }
 }

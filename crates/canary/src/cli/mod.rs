@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod control;
+pub mod demo;
 pub mod run;
 pub mod upstream;
 pub mod validate;
@@ -38,6 +39,8 @@ pub enum Command {
     Resume(control::Server),
     /// Start again from the first step after an abort.
     Retry(control::Server),
+    /// The whole canary flow on this machine, with a live view.
+    Demo(demo::Demo),
     /// Serve a test upstream that answers as one version.
     Upstream(upstream::Upstream),
 }

@@ -1,0 +1,189 @@
+//! Everything the demo starts, and stopping it all again. Envoy is the only
+//! child process; the upstreams, the load generator and the controller run
+//! inside the demo. Dropping a [`Stage`] kills Envoy and removes every
+//! temporary file, so an interrupted demo leaves nothing behind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use canary_controller::clock::SystemClock;
+use canary_controller::controller::{
+    CommandRequest, Controller, ControllerConfig, Outcome, Shared,
+};
+use canary_controller::measure::Providers;
+use canary_controller::providers::envoy::EnvoySource;
+use canary_controller::providers::http::HttpClient;
+use canary_controller::push::ecds_file::EcdsFile;
+use canary_controller::push::Pusher;
+use canary_lab::backend::Backend;
+use canary_lab::envoy::{Delivery, Envoy, EnvoySpec};
+use canary_lab::load::{Client, LoadGenerator, LoadPlan};
+use tempfile::TempDir;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::scenario::{filter_config, rollout_yaml, Timings};
+
+/// Requests per second the demo's load generator sends.
+pub const RATE: f64 = 100.0;
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("cannot start the {what}: {reason}")]
+    Start { what: &'static str, reason: String },
+}
+
+fn start_error(what: &'static str) -> impl Fn(String) -> StageError {
+    move |reason| StageError::Start { what, reason }
+}
+
+/// The running demo.
+pub struct Stage {
+    /// Temporary files (rollout, state, Envoy's configuration and logs).
+    pub dir: TempDir,
+    /// Stable upstream, `v1`.
+    pub stable: Backend,
+    /// Canary upstream, `v2`.
+    pub canary: Backend,
+    /// Envoy with the filter.
+    pub envoy: Envoy,
+    /// Steady load through Envoy.
+    pub load: Option<LoadGenerator>,
+    /// What the controller publishes.
+    pub shared: Arc<Shared>,
+    /// The controller's task.
+    pub controller: Option<JoinHandle<Result<Outcome, String>>>,
+    /// Commands to the controller.
+    pub commands: mpsc::Sender<CommandRequest>,
+    stop_controller: Option<oneshot::Sender<()>>,
+}
+
+impl Stage {
+    /// Starts everything and the rollout.
+    pub async fn start(timings: &Timings) -> Result<Stage, StageError> {
+        let dir = tempfile::Builder::new()
+            .prefix("canary-demo-")
+            .tempdir()
+            .map_err(|e| start_error("temporary folder")(e.to_string()))?;
+        let stable = Backend::start("v1")
+            .await
+            .map_err(|e| start_error("stable upstream")(e.to_string()))?;
+        let canary = Backend::start("v2")
+            .await
+            .map_err(|e| start_error("canary upstream")(e.to_string()))?;
+        let mut spec = EnvoySpec::new(
+            Delivery::Ecds,
+            filter_config().to_string(),
+            stable.addr(),
+            canary.addr(),
+        );
+        spec.concurrency = 1;
+        spec.health_check_interval = Some(timings.health_check);
+        spec.stats_flush_interval = Some(Duration::from_millis(500));
+        let envoy = Envoy::start(&spec)
+            .await
+            .map_err(|e| start_error("Envoy")(e.to_string()))?;
+        let ecds = envoy
+            .ecds_path()
+            .ok_or_else(|| start_error("Envoy")("no ECDS file".into()))?
+            .to_path_buf();
+
+        let client =
+            Client::new(envoy.listener(), "app.example.com").with_timeout(Duration::from_secs(5));
+        let load = LoadGenerator::start(client, LoadPlan::at_rate(RATE));
+
+        let rollout_file = dir.path().join("rollout.yaml");
+        std::fs::write(&rollout_file, rollout_yaml(timings, canary.addr()))
+            .map_err(|e| start_error("rollout file")(e.to_string()))?;
+        let http = HttpClient::new().map_err(|e| start_error("HTTP client")(e.to_string()))?;
+        let providers = Providers {
+            envoy: Some(Arc::new(EnvoySource::new(
+                vec![format!("http://{}", envoy.admin())],
+                http.clone(),
+            ))),
+            http,
+            prometheus_url: None,
+            kubernetes: None,
+        };
+        let config = ControllerConfig {
+            rollout_file,
+            state_file: dir.path().join("state.json"),
+            watch: false,
+            scrape_interval: Duration::from_millis(250),
+            base_config: None,
+        };
+        let shared = Arc::new(Shared::default());
+        let pusher = Pusher::EcdsFile(EcdsFile::new(ecds, "canary"));
+        let controller = Controller::start(
+            config,
+            pusher,
+            providers,
+            shared.clone(),
+            Arc::new(SystemClock),
+        )
+        .await
+        .map_err(|e| start_error("controller")(e.to_string()))?;
+        let (commands, receiver) = mpsc::channel(4);
+        let (stop_controller, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            controller
+                .run(receiver, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .map_err(|e| e.to_string())
+        });
+        Ok(Stage {
+            dir,
+            stable,
+            canary,
+            envoy,
+            load: Some(load),
+            shared,
+            controller: Some(task),
+            commands,
+            stop_controller: Some(stop_controller),
+        })
+    }
+
+    /// Whether the controller has finished.
+    pub fn controller_finished(&self) -> bool {
+        self.controller.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Waits for the controller's outcome (asking it to stop first if
+    /// `stop`).
+    pub async fn controller_outcome(&mut self, stop: bool) -> Result<Outcome, String> {
+        if stop {
+            if let Some(stop) = self.stop_controller.take() {
+                let _ = stop.send(());
+            }
+        }
+        match self.controller.take() {
+            Some(task) => task.await.map_err(|e| e.to_string())?,
+            None => Err("the controller was already collected".into()),
+        }
+    }
+
+    /// Stops the load and returns what it recorded.
+    pub async fn stop_load(&mut self) -> canary_lab::load::Summary {
+        match self.load.take() {
+            Some(load) => load.stop().await,
+            None => canary_lab::load::Summary::default(),
+        }
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop_controller.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.controller.take() {
+            task.abort();
+        }
+        // Envoy (the only child process) is killed by its own Drop, the
+        // temporary folder removed by TempDir's.
+    }
+}
