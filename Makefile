@@ -4,7 +4,9 @@
 #                make demo SCENARIO=failure shows the automatic rollback
 #   make test    setup, lint, unit and end-to-end tests (what CI runs)
 #
-# Other targets: setup, wasm, lint, fmt, schema, validate-envoy, bench.
+#   make bench   benchmarks, written to BENCHMARKS.md
+#
+# Other targets: setup, wasm, build, lint, fmt, schema, validate-envoy.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -15,7 +17,7 @@ WASM := target/$(WASM_TARGET)/$(WASM_PROFILE)/canary_filter.wasm
 WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
 
-.PHONY: all setup wasm wasm-size build demo lint fmt test unit e2e schema validate-envoy clean
+.PHONY: all setup wasm wasm-size build demo bench lint fmt test unit e2e schema validate-envoy clean
 
 all: wasm
 
@@ -42,6 +44,11 @@ SCENARIO ?= success
 SPEED ?= 1
 demo: setup wasm build
 	ENVOY=$(ENVOY) target/debug/canary demo --scenario $(SCENARIO) --speed $(SPEED)
+
+## bench: data-plane cost, time to stop a bad canary, push latency, controller footprint -> BENCHMARKS.md
+bench: setup wasm
+	$(CARGO) build --release -p canary -p canary-bench
+	ENVOY=$(ENVOY) CANARY_BIN=$(CURDIR)/target/release/canary target/release/canary-bench
 
 ## lint: formatting and clippy (native and wasm), warnings are errors
 lint:

@@ -33,7 +33,8 @@ if ! "$ENVOY" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
 fi
 
 # Debian packages the end-to-end tests and benchmarks run for real:
-# Prometheus (a test starts its own server on loopback).
+# Prometheus (a test starts its own server on loopback) and wrk (the
+# benchmarks' load generator).
 apt_install() {
   local sudo=""
   if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
@@ -45,5 +46,9 @@ if ! command -v prometheus >/dev/null 2>&1; then
   log "installing Prometheus (Debian package prometheus)"
   apt_install prometheus
 fi
+if ! command -v wrk >/dev/null 2>&1; then
+  log "installing wrk (Debian package wrk)"
+  apt_install wrk
+fi
 
-log "ok: envoy at $ENVOY, prometheus at $(command -v prometheus)"
+log "ok: envoy at $ENVOY, prometheus at $(command -v prometheus), wrk at $(command -v wrk)"

@@ -143,27 +143,24 @@ fn ctrl_c_stops_everything_the_demo_started() {
     let pid = demo.id();
     // Wait until the rollout runs, which means Envoy is up.
     let stdout = demo.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
+    // Read everything the demo prints (so it never writes to a closed
+    // pipe), and say when the rollout runs.
+    let (started, running) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        for line in lines.by_ref() {
+        let mut told = false;
+        for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if line.contains("WeightChanged") {
-                return true;
+            if !told && line.contains("WeightChanged") {
+                let _ = started.send(());
+                told = true;
             }
         }
-        false
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut children = Vec::new();
-    while Instant::now() < deadline && (children.is_empty() || !reader.is_finished()) {
-        let now = children_of(pid);
-        if !now.is_empty() {
-            children = now;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(reader.join().unwrap(), "the demo never started its rollout");
+    running
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the demo never started its rollout");
+    let children = children_of(pid);
     assert!(
         !children.is_empty(),
         "the demo started no child process (Envoy)"

@@ -94,3 +94,37 @@ async fn the_response_header_is_off_by_default() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("x-canary-served-by"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_the_default_version_go_unmarked() {
+    let config = filter_config(50.0, json!({ "default_version": "v1" }));
+    let rig = Rig::start(Delivery::Inline, &config).await;
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..200 {
+        let echo = rig
+            .get("/echo", &[("x-canary-version", "v2")])
+            .await
+            .unwrap();
+        let marked = echo
+            .body
+            .lines()
+            .any(|l| l.starts_with("x-canary-version:"));
+        let version = echo.served_by.clone().unwrap_or_default();
+        match version.as_str() {
+            // Stable is the default route: no mark, and the client's own
+            // header was removed before the filter ran.
+            "v1" => assert!(
+                !marked,
+                "a stable request carried a routing header: {}",
+                echo.body
+            ),
+            "v2" => assert!(echo.body.contains("x-canary-version: v2"), "{}", echo.body),
+            other => panic!("served by {other:?}"),
+        }
+        *seen.entry(version).or_insert(0) += 1;
+    }
+    assert!(
+        seen.get("v1").copied().unwrap_or(0) > 50 && seen.get("v2").copied().unwrap_or(0) > 50,
+        "{seen:?}"
+    );
+}

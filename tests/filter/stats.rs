@@ -32,15 +32,17 @@ async fn counters_equal_what_each_upstream_served() {
     let (stable, canary) = (rig.stable.served(), rig.canary.served());
     assert_eq!(stable + canary, n as u64);
 
-    let counters = rig.envoy.counters().await.unwrap();
-    assert_eq!(counters[&name(Metric::Requests, "v1")], stable);
-    assert_eq!(counters[&name(Metric::Requests, "v2")], canary);
-    assert_eq!(counters[&name(Metric::Responses2xx, "v1")], stable);
-    assert_eq!(counters[&name(Metric::Responses2xx, "v2")], canary);
-    for version in ["v1", "v2"] {
-        assert_eq!(counters[&name(Metric::Responses5xx, version)], 0);
-        assert_eq!(counters[&name(Metric::Errors, version)], 0);
-    }
+    rig.wait_counters(&[
+        (name(Metric::Requests, "v1"), stable),
+        (name(Metric::Requests, "v2"), canary),
+        (name(Metric::Responses2xx, "v1"), stable),
+        (name(Metric::Responses2xx, "v2"), canary),
+        (name(Metric::Responses5xx, "v1"), 0),
+        (name(Metric::Responses5xx, "v2"), 0),
+        (name(Metric::Errors, "v1"), 0),
+        (name(Metric::Errors, "v2"), 0),
+    ])
+    .await;
 
     // Histogram counts catch up at the next flush and then equal the
     // request counts; Prometheus shows them with labels.
@@ -76,14 +78,13 @@ async fn a_failing_canary_shows_in_its_error_counters() {
     let failed = replies.iter().filter(|r| r.status == 503).count() as u64;
     assert_eq!(failed, rig.canary.served_errors());
     assert!(failed > 100, "{failed}");
-    let counters = rig.envoy.counters().await.unwrap();
-    assert_eq!(counters[&name(Metric::Responses5xx, "v2")], failed);
-    assert_eq!(counters[&name(Metric::Errors, "v2")], failed);
-    assert_eq!(counters[&name(Metric::Errors, "v1")], 0);
-    assert_eq!(
-        counters[&name(Metric::Responses2xx, "v1")],
-        rig.stable.served()
-    );
+    rig.wait_counters(&[
+        (name(Metric::Responses5xx, "v2"), failed),
+        (name(Metric::Errors, "v2"), failed),
+        (name(Metric::Errors, "v1"), 0),
+        (name(Metric::Responses2xx, "v1"), rig.stable.served()),
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,9 +113,11 @@ async fn envoy_local_replies_count_as_canary_errors() {
             .all(|r| r.status == 503 && r.served_by.is_none()),
         "{replies:?}"
     );
-    let counters = rig.envoy.counters().await.unwrap();
-    assert_eq!(counters[&name(Metric::Responses5xx, "v2")], 20);
-    assert_eq!(counters[&name(Metric::Errors, "v2")], 20);
+    rig.wait_counters(&[
+        (name(Metric::Responses5xx, "v2"), 20),
+        (name(Metric::Errors, "v2"), 20),
+    ])
+    .await;
 }
 
 /// The shipped bootstraps extract exactly the labels the code names.

@@ -110,6 +110,42 @@ impl Rig {
         self.client.get(path, headers).await
     }
 
+    /// Waits until every counter in `expected` has exactly its value (the
+    /// filter hands counts to Envoy every 250 ms), failing after 5 s with
+    /// the values seen.
+    pub async fn wait_counters(&self, expected: &[(String, u64)]) -> BTreeMap<String, u64> {
+        let envoy = &self.envoy;
+        let matched = canary_lab::wait::until(
+            Duration::from_secs(5),
+            Duration::from_millis(50),
+            || async move {
+                let counters = envoy.counters().await.ok()?;
+                expected
+                    .iter()
+                    .all(|(name, value)| counters.get(name).copied().unwrap_or(0) == *value)
+                    .then_some(counters)
+            },
+        )
+        .await;
+        match matched {
+            Some(counters) => counters,
+            None => {
+                let counters = self.envoy.counters().await.unwrap_or_default();
+                let seen: Vec<(String, u64, u64)> = expected
+                    .iter()
+                    .map(|(name, value)| {
+                        (
+                            name.clone(),
+                            *value,
+                            counters.get(name).copied().unwrap_or(0),
+                        )
+                    })
+                    .collect();
+                panic!("counters never matched (name, expected, seen): {seen:?}");
+            }
+        }
+    }
+
     /// Waits until Envoy's `name` counter reaches `at_least`, up to `timeout`.
     pub async fn wait_counter(&self, name: &str, at_least: u64, timeout: Duration) -> u64 {
         let envoy = &self.envoy;

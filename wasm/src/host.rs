@@ -1,11 +1,9 @@
 //! The hostcalls the filter makes, as thin wrappers that never panic.
 //!
-//! The proxy-wasm SDK's own wrappers `panic!` when the host answers with a
-//! status they do not expect, and its header getters panic on values that
-//! are not UTF-8. A panic traps the VM, and a trapped VM fails every later
-//! request on that worker. These wrappers return `None`/`false` instead and
-//! leave the decision to the caller. The SDK still provides the context
-//! dispatch and the memory allocator the host uses to hand buffers back.
+//! A panic traps the VM, and a trapped VM fails every later request on that
+//! worker (the proxy-wasm SDK's own wrappers `panic!` on host answers they
+//! do not expect). These wrappers return `None`/`false` instead and
+//! leave the decision to the caller.
 #![allow(unsafe_code)]
 
 use std::ptr::null_mut;
@@ -76,6 +74,7 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
 }
 
@@ -198,13 +197,20 @@ pub fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
     (status == STATUS_OK).then_some(id)
 }
 
-/// Adds one to a counter. Failures are ignored: losing one count is better
+/// Adds `by` to a counter. Failures are ignored: losing counts is better
 /// than failing a request.
-pub fn increment(metric_id: u32) {
+pub fn increment(metric_id: u32, by: i64) {
     // SAFETY: plain values.
     unsafe {
-        proxy_increment_metric(metric_id, 1);
+        proxy_increment_metric(metric_id, by);
     }
+}
+
+/// Asks the host to call `proxy_on_tick` of the current root context every
+/// `millis` milliseconds.
+pub fn set_tick_period(millis: u32) -> bool {
+    // SAFETY: plain value.
+    unsafe { proxy_set_tick_period_milliseconds(millis) == STATUS_OK }
 }
 
 /// Records a histogram sample. Failures are ignored, as for `increment`.

@@ -6,15 +6,18 @@
 //! sets the routing header to that version's name so Envoy's route sends
 //! the request to the right cluster, and records per-version stats. All
 //! decisions live in `canary-config` as plain Rust; this crate is the thin
-//! layer between them and the host.
+//! layer between them and the host:
+//!
+//! - `abi`: the ABI entry points (only the callbacks the filter uses);
+//! - `vm`: per-VM state (root configurations, requests in flight);
+//! - `root`: receiving and validating a configuration;
+//! - `request`: the request path;
+//! - `metrics`: metric definitions and batched counters;
+//! - `host`: the hostcalls, none of which can panic.
 
+mod abi;
 mod host;
 mod metrics;
 mod request;
 mod root;
-
-proxy_wasm::main! {{
-    proxy_wasm::set_root_context(|_context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
-        Box::new(root::CanaryRoot::default())
-    });
-}}
+mod vm;

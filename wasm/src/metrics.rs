@@ -1,88 +1,105 @@
-//! Per-route, per-version metric ids. Metrics are defined when a
-//! configuration is applied, never on the request path, and each name is
-//! defined once per VM: Envoy hands out a new id on every definition, so
-//! ids are cached by name across configurations.
-
-use std::cell::RefCell;
+//! The filter's metrics in one VM. Each metric name is defined once per VM
+//! (Envoy hands out a new id on every definition) when a configuration is
+//! applied, never on the request path. Counter increments are added up in
+//! the VM and handed to the host every [`FLUSH_MILLIS`]; histogram samples
+//! go to the host as they happen.
 
 use canary_config::stats_names::{Metric, MetricKind};
 use canary_config::{CompiledConfig, Version};
 
 use crate::host::{self, MetricType};
 
-thread_local! {
-    /// Ids already defined in this VM, by full metric name (a few dozen at
-    /// most, searched only when a configuration is applied).
-    static DEFINED: RefCell<Vec<(String, u32)>> = const { RefCell::new(Vec::new()) };
-}
+/// How often counted increments reach Envoy's stats, in milliseconds.
+pub const FLUSH_MILLIS: u32 = 250;
 
-/// The ids of every metric of one version of one route entry, indexed by
-/// [`Metric::index`]. `None` where the host refused the definition (the
-/// filter then routes without recording that metric).
-pub type VersionMetrics = [Option<u32>; Metric::ALL.len()];
-
-/// Metric ids for every route entry: `[stable, canary]` per entry.
+/// Every metric defined in this VM, and the counts not yet flushed.
 #[derive(Debug, Default)]
-pub struct RouteMetrics {
-    table: Vec<[VersionMetrics; 2]>,
+pub struct Counters {
+    /// Full name and host id of each defined metric, by slot.
+    defined: Vec<(String, u32)>,
+    /// Increments waiting for the next flush, by slot.
+    pending: Vec<u64>,
 }
 
-impl RouteMetrics {
-    /// Defines (or looks up) every metric the configuration needs.
-    pub fn define(config: &CompiledConfig) -> RouteMetrics {
-        let table = config
-            .routes
-            .iter()
-            .map(|route| {
-                let canary = route.canary.as_deref().unwrap_or(&route.stable);
-                [
-                    define_version(&route.name, &route.stable),
-                    define_version(&route.name, canary),
-                ]
-            })
-            .collect();
-        RouteMetrics { table }
-    }
-
-    /// Adds one to `metric` of `version` of route entry `route`.
-    pub fn increment(&self, route: usize, version: Version, metric: Metric) {
-        if let Some(id) = self.id(route, version, metric) {
-            host::increment(id);
-        }
-    }
-
-    /// Records a histogram sample.
-    pub fn record(&self, route: usize, version: Version, metric: Metric, value: u64) {
-        if let Some(id) = self.id(route, version, metric) {
-            host::record(id, value);
-        }
-    }
-
-    fn id(&self, route: usize, version: Version, metric: Metric) -> Option<u32> {
-        *self
-            .table
-            .get(route)?
-            .get(version.index())?
-            .get(metric.index())?
-    }
-}
-
-fn define_version(route: &str, version: &str) -> VersionMetrics {
-    Metric::ALL.map(|metric| define_once(&metric.filter_name(route, version), metric.kind()))
-}
-
-fn define_once(name: &str, kind: MetricKind) -> Option<u32> {
-    DEFINED.with(|defined| {
-        let mut defined = defined.borrow_mut();
-        if let Some((_, id)) = defined.iter().find(|(defined, _)| defined == name) {
-            return Some(*id);
+impl Counters {
+    /// The slot of `name`, defining it with the host the first time.
+    /// `None` if the host refuses the definition.
+    fn slot(&mut self, name: &str, kind: MetricKind) -> Option<usize> {
+        if let Some(slot) = self.defined.iter().position(|(defined, _)| defined == name) {
+            return Some(slot);
         }
         let host_kind = match kind {
             MetricKind::Counter => MetricType::Counter,
             MetricKind::Histogram => MetricType::Histogram,
         };
         let id = host::define_metric(host_kind, name)?;
-        defined.push((name.to_owned(), id));
-        Some(id)
-    })
+        self.defined.push((name.to_owned(), id));
+        self.pending.push(0);
+        Some(self.defined.len() - 1)
+    }
+
+    /// Counts one for the counter in `slot`.
+    pub fn count(&mut self, slot: Option<usize>) {
+        if let Some(pending) = slot.and_then(|slot| self.pending.get_mut(slot)) {
+            *pending += 1;
+        }
+    }
+
+    /// Records a histogram sample at once.
+    pub fn record(&self, slot: Option<usize>, value: u64) {
+        if let Some((_, id)) = slot.and_then(|slot| self.defined.get(slot)) {
+            host::record(*id, value);
+        }
+    }
+
+    /// Hands every pending increment to the host.
+    pub fn flush(&mut self) {
+        for ((_, id), pending) in self.defined.iter().zip(self.pending.iter_mut()) {
+            if *pending > 0 {
+                host::increment(*id, i64::try_from(*pending).unwrap_or(i64::MAX));
+                *pending = 0;
+            }
+        }
+    }
+}
+
+/// Slots of every metric of one version of one route entry, by
+/// [`Metric::index`].
+pub type VersionSlots = [Option<usize>; Metric::ALL.len()];
+
+/// Slots for every route entry: `[stable, canary]` per entry.
+#[derive(Debug, Default)]
+pub struct RouteMetrics {
+    table: Vec<[VersionSlots; 2]>,
+}
+
+impl RouteMetrics {
+    /// Defines (or finds) every metric the configuration needs.
+    pub fn define(config: &CompiledConfig, counters: &mut Counters) -> RouteMetrics {
+        let mut version = |route: &str, version: &str| -> VersionSlots {
+            Metric::ALL
+                .map(|metric| counters.slot(&metric.filter_name(route, version), metric.kind()))
+        };
+        let table = config
+            .routes
+            .iter()
+            .map(|route| {
+                let canary = route.canary.as_deref().unwrap_or(&route.stable);
+                [
+                    version(&route.name, &route.stable),
+                    version(&route.name, canary),
+                ]
+            })
+            .collect();
+        RouteMetrics { table }
+    }
+
+    /// The slot of `metric` of `version` of route entry `route`.
+    pub fn slot(&self, route: usize, version: Version, metric: Metric) -> Option<usize> {
+        *self
+            .table
+            .get(route)?
+            .get(version.index())?
+            .get(metric.index())?
+    }
 }

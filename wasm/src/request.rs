@@ -4,132 +4,129 @@
 //! answer is checked, and a request the filter cannot handle passes
 //! untouched (and therefore reaches stable).
 
-use std::rc::Rc;
-
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
-
 use canary_config::stats_names::Metric;
 use canary_config::weight::BUCKETS;
 use canary_config::{choose, Version};
 
 use crate::host::{self, HeaderMap};
-use crate::root::ActiveConfig;
+use crate::vm::{self, Routed};
 
 /// Serialised property path of the response status (`response.code`).
 const RESPONSE_CODE: &[u8] = b"response\0code";
 
-/// What the filter decided for a request, kept until the stream ends.
-#[derive(Debug, Clone, Copy)]
-struct Routed {
-    route: usize,
-    version: Version,
-    started_nanos: Option<u64>,
-}
-
-/// The per-request context.
-pub struct CanaryRequest {
-    active: Option<Rc<ActiveConfig>>,
-    routed: Option<Routed>,
-}
-
-impl CanaryRequest {
-    pub fn new(active: Option<Rc<ActiveConfig>>) -> CanaryRequest {
-        CanaryRequest {
-            active,
-            routed: None,
+/// `proxy_on_request_headers`.
+pub fn on_request_headers(context: u32) {
+    let active = vm::with(|vm| vm.requests.get(&context).and_then(|r| r.active.clone())).flatten();
+    let Some(active) = active else {
+        return;
+    };
+    let config = &active.config;
+    let authority = if active.needs_authority {
+        match host::header_text(HeaderMap::RequestHeaders, ":authority") {
+            Some(authority) => authority,
+            None => return,
         }
+    } else {
+        String::new()
+    };
+    let path = if config.needs_path {
+        host::header_text(HeaderMap::RequestHeaders, ":path").unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let Some((index, route)) = config.find_route(&authority, &path) else {
+        return;
+    };
+    let decision = choose(
+        route,
+        |name| host::header_text(HeaderMap::RequestHeaders, name),
+        || fastrand::u16(..BUCKETS),
+    );
+    if let Some((secret_header, _)) = route
+        .override_rule
+        .as_ref()
+        .and_then(|rule| rule.secret.as_ref())
+    {
+        // The secret never travels upstream.
+        host::remove_header(HeaderMap::RequestHeaders, secret_header);
     }
-
-    fn route_request(&mut self) {
-        let Some(active) = self.active.as_deref() else {
-            return;
-        };
-        let config = &active.config;
-        let Some(authority) = host::header_text(HeaderMap::RequestHeaders, ":authority") else {
-            return;
-        };
-        let path = if config.needs_path {
-            host::header_text(HeaderMap::RequestHeaders, ":path").unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let Some((index, route)) = config.find_route(&authority, &path) else {
-            return;
-        };
-
-        let decision = choose(
-            route,
-            |name| host::header_text(HeaderMap::RequestHeaders, name),
-            || fastrand::u16(..BUCKETS),
-        );
-        if let Some(rule) = &route.override_rule {
-            if let Some((secret_header, _)) = &rule.secret {
-                // The secret never travels upstream.
-                host::remove_header(HeaderMap::RequestHeaders, secret_header);
-            }
-        }
-        // If the host refuses the mark, the request goes to stable: count it
-        // there.
-        let marked = host::set_header(
+    // A request for the default route's version needs no mark (Envoy has
+    // already removed any client-sent routing header). If the host refuses
+    // a mark, the request goes to stable: count it there.
+    let marked = !route.needs_mark(decision.version)
+        || host::set_header(
             HeaderMap::RequestHeaders,
             &config.routing_header,
             route.version_name(decision.version),
         );
-        let version = if marked {
-            decision.version
-        } else {
-            Version::Stable
-        };
-        self.routed = Some(Routed {
-            route: index,
-            version,
-            started_nanos: host::now_nanos(),
-        });
-        active.metrics.increment(index, version, Metric::Requests);
+    let version = if marked {
+        decision.version
+    } else {
+        Version::Stable
+    };
+    let routed = Routed {
+        route: index,
+        version,
+        started_nanos: host::now_nanos(),
+    };
+    vm::with(|vm| {
+        vm.counters
+            .count(active.metrics.slot(index, version, Metric::Requests));
+        if let Some(request) = vm.requests.get_mut(&context) {
+            request.routed = Some(routed);
+        }
+    });
+}
+
+/// `proxy_on_response_headers`: names the serving version when configured.
+pub fn on_response_headers(context: u32) {
+    let named = vm::with(|vm| {
+        let request = vm.requests.get(&context)?;
+        let active = request.active.as_ref()?;
+        let header = active.config.response_header.as_ref()?;
+        let routed = request.routed?;
+        let route = active.config.routes.get(routed.route)?;
+        Some((
+            header.clone(),
+            route.version_name(routed.version).to_owned(),
+        ))
+    })
+    .flatten();
+    if let Some((header, version)) = named {
+        host::set_header(HeaderMap::ResponseHeaders, &header, &version);
     }
 }
 
-impl Context for CanaryRequest {}
-
-impl HttpContext for CanaryRequest {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.route_request();
-        Action::Continue
-    }
-
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if let (Some(active), Some(routed)) = (self.active.as_deref(), self.routed) {
-            if let Some(header) = &active.config.response_header {
-                if let Some(route) = active.config.routes.get(routed.route) {
-                    host::set_header(
-                        HeaderMap::ResponseHeaders,
-                        header,
-                        route.version_name(routed.version),
-                    );
-                }
-            }
-        }
-        Action::Continue
-    }
-
-    fn on_log(&mut self) {
-        let (Some(active), Some(routed)) = (self.active.as_deref(), self.routed) else {
-            return;
-        };
-        let metrics = &active.metrics;
-        let status = host::property_i64(RESPONSE_CODE)
-            .and_then(|code| u32::try_from(code).ok())
-            .unwrap_or(0);
+/// `proxy_on_log`: the stream ended; count it and record its latency.
+pub fn on_log(context: u32) {
+    let routed = vm::with(|vm| {
+        let request = vm.requests.get(&context)?;
+        Some((request.active.clone()?, request.routed?))
+    })
+    .flatten();
+    let Some((active, routed)) = routed else {
+        return;
+    };
+    // The final status, including Envoy's own local replies; 0 when the
+    // stream ended without a response. (Cheaper than reading `:status` in
+    // the response headers callback, measured.)
+    let status = host::property_i64(RESPONSE_CODE)
+        .and_then(|code| u32::try_from(code).ok())
+        .unwrap_or(0);
+    let latency_micros = match (routed.started_nanos, host::now_nanos()) {
+        (Some(start), Some(end)) => Some(end.saturating_sub(start) / 1_000),
+        _ => None,
+    };
+    let slot = |metric| active.metrics.slot(routed.route, routed.version, metric);
+    vm::with(|vm| {
         if let Some(class) = Metric::for_status(status) {
-            metrics.increment(routed.route, routed.version, class);
+            vm.counters.count(slot(class));
         }
         if status == 0 || status >= 500 {
-            metrics.increment(routed.route, routed.version, Metric::Errors);
+            vm.counters.count(slot(Metric::Errors));
         }
-        if let (Some(start), Some(end)) = (routed.started_nanos, host::now_nanos()) {
-            let micros = end.saturating_sub(start) / 1_000;
-            metrics.record(routed.route, routed.version, Metric::LatencyMicros, micros);
+        if let Some(micros) = latency_micros {
+            vm.counters.record(slot(Metric::LatencyMicros), micros);
         }
-    }
+    });
 }

@@ -1,69 +1,72 @@
-//! The root context: receives the configuration, validates it completely,
-//! defines the metrics it needs, and hands each request a shared pointer to
-//! the result. A configuration that fails validation is refused (Envoy keeps
-//! serving the previous one) and the log names the field and the reason.
+//! A root context's configuration: received, validated completely, and
+//! turned into what requests read. A configuration that fails validation
+//! is refused (Envoy keeps the previous one serving) and the log names each
+//! field and reason.
 
 use std::rc::Rc;
-
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
 
 use canary_config::CompiledConfig;
 
 use crate::host::{self, LogLevel};
-use crate::metrics::RouteMetrics;
-use crate::request::CanaryRequest;
+use crate::metrics::{RouteMetrics, FLUSH_MILLIS};
+use crate::vm;
 
-/// A configuration in force: what every request of this root context reads.
+/// A configuration in force.
 #[derive(Debug)]
 pub struct ActiveConfig {
     /// The validated configuration.
     pub config: CompiledConfig,
-    /// Metric ids for its route entries.
+    /// Metric slots for its route entries.
     pub metrics: RouteMetrics,
+    /// Whether the request path must read `:authority` (false when every
+    /// entry matches every host).
+    pub needs_authority: bool,
 }
 
-/// One plugin instance in one VM.
-#[derive(Debug, Default)]
-pub struct CanaryRoot {
-    /// `None` until a configuration has been accepted; requests then pass
-    /// untouched (and reach stable).
-    active: Option<Rc<ActiveConfig>>,
-}
-
-impl Context for CanaryRoot {}
-
-impl RootContext for CanaryRoot {
-    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let raw = host::plugin_configuration().unwrap_or_default();
-        match canary_config::parse(&raw) {
-            Ok(config) => {
-                let metrics = RouteMetrics::define(&config);
+/// `proxy_on_configure`: returns whether the configuration was accepted.
+pub fn configure(root: u32) -> bool {
+    let raw = host::plugin_configuration().unwrap_or_default();
+    let config = match canary_config::parse(&raw) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors.0 {
                 host::log(
-                    LogLevel::Info,
-                    &format!("canary: configuration accepted: {}", summary(&config)),
+                    LogLevel::Error,
+                    &format!("canary: configuration rejected: {error}"),
                 );
-                self.active = Some(Rc::new(ActiveConfig { config, metrics }));
-                true
             }
-            Err(errors) => {
-                for error in &errors.0 {
-                    host::log(
-                        LogLevel::Error,
-                        &format!("canary: configuration rejected: {error}"),
-                    );
-                }
-                false
-            }
+            return false;
         }
-    }
-
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(CanaryRequest::new(self.active.clone())))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    };
+    let accepted = vm::with(|vm| {
+        let metrics = RouteMetrics::define(&config, &mut vm.counters);
+        let needs_authority = config.routes.iter().any(|route| {
+            !route
+                .hosts
+                .contains(&canary_config::host_match::HostPattern::Any)
+        });
+        let summary = summary(&config);
+        let active = Rc::new(ActiveConfig {
+            config,
+            metrics,
+            needs_authority,
+        });
+        match vm.roots.iter_mut().find(|(id, _)| *id == root) {
+            Some((_, slot)) => *slot = Some(active),
+            None => vm.roots.push((root, Some(active))),
+        }
+        summary
+    });
+    match accepted {
+        Some(summary) => {
+            host::set_tick_period(FLUSH_MILLIS);
+            host::log(
+                LogLevel::Info,
+                &format!("canary: configuration accepted: {summary}"),
+            );
+            true
+        }
+        None => false,
     }
 }
 

@@ -45,6 +45,9 @@ pub struct CompiledRoute {
     pub canary: Option<String>,
     /// Canary weight.
     pub weight: Weight,
+    /// Version served by the proxy's default route; requests chosen for it
+    /// are not marked.
+    pub default_version: Option<String>,
     /// Override rule, only when present and enabled.
     pub override_rule: Option<CompiledOverride>,
     /// Sticky key, when configured.
@@ -60,6 +63,12 @@ impl CompiledRoute {
                 .path_prefix
                 .as_deref()
                 .is_none_or(|prefix| path.starts_with(prefix))
+    }
+
+    /// Whether a request chosen for `version` must carry the routing
+    /// header (every version but [`CompiledRoute::default_version`]).
+    pub fn needs_mark(&self, version: crate::select::Version) -> bool {
+        self.default_version.as_deref() != Some(self.version_name(version))
     }
 
     /// The name of a version of this entry.

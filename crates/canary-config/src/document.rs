@@ -211,6 +211,7 @@ fn read_route(path: String, value: &Value, errors: &mut Vec<ConfigError>) -> Opt
             "stable",
             "canary",
             "canary_weight",
+            "default_version",
             "override",
             "sticky",
         ],
@@ -220,6 +221,7 @@ fn read_route(path: String, value: &Value, errors: &mut Vec<ConfigError>) -> Opt
     let stable = f.required_string("stable");
     let canary = f.string("canary");
     let canary_weight = f.weight("canary_weight");
+    let default_version = f.string("default_version");
     let (match_path, override_path, sticky_path) =
         (f.at("match"), f.at("override"), f.at("sticky"));
     let match_value = f.get("match");
@@ -243,6 +245,7 @@ fn read_route(path: String, value: &Value, errors: &mut Vec<ConfigError>) -> Opt
         stable: stable?,
         canary,
         canary_weight,
+        default_version,
         r#override,
         sticky,
     })

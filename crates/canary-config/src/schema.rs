@@ -72,6 +72,16 @@ pub struct RouteEntry {
     #[serde(default)]
     pub canary_weight: Weight,
 
+    /// The version Envoy's route serves for requests the filter does not
+    /// mark (its default route: stable in the shipped configurations).
+    /// Requests chosen for this version are left unmarked, which saves a
+    /// header write and a route re-evaluation per request. Set it only
+    /// when Envoy removes the routing header from client requests before
+    /// any filter runs (the shipped configurations do); absent means every
+    /// request is marked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_version: Option<String>,
+
     /// Per-request override by header. Absent means no override.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#override: Option<OverrideRule>,

@@ -168,6 +168,7 @@ mod tests {
             stable: "v1".into(),
             canary: Some("v2".into()),
             weight: Weight::from_percent(weight).unwrap(),
+            default_version: None,
             override_rule: None,
             sticky: None,
         }

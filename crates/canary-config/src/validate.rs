@@ -153,6 +153,10 @@ fn compile_route(
         );
     }
 
+    if let Some(default) = &entry.default_version {
+        check_stats_name(&format!("{at}.default_version"), default, &mut fail);
+    }
+
     let mut hosts = Vec::with_capacity(entry.matcher.hosts.len());
     if entry.matcher.hosts.is_empty() {
         fail(
@@ -222,6 +226,7 @@ fn compile_route(
         stable: entry.stable.clone(),
         canary: entry.canary.clone(),
         weight: entry.canary_weight,
+        default_version: entry.default_version.clone(),
         override_rule,
         sticky,
     })

@@ -93,6 +93,21 @@ fn sticky_salt_defaults_to_the_route_name() {
 }
 
 #[test]
+fn only_versions_other_than_the_default_need_a_mark() {
+    use canary_config::Version;
+    let compiled = parse(
+        with_route_field("default_version", json!("v1"))
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    assert!(!compiled.routes[0].needs_mark(Version::Stable));
+    assert!(compiled.routes[0].needs_mark(Version::Canary));
+    let compiled = parse(base().to_string().as_bytes()).unwrap();
+    assert!(compiled.routes[0].needs_mark(Version::Stable));
+}
+
+#[test]
 fn needs_path_only_with_a_prefix() {
     let config = with(
         base(),

@@ -55,11 +55,11 @@ pub async fn run(
     let started = Instant::now();
     let title = format!("{} scenario", options.scenario.name());
     if plain {
-        println!(
+        say(&format!(
             "canary demo: {title}: starting Envoy with the filter, upstreams v1 (stable) and v2 (canary), \
              load at {} rps, and the controller",
             crate::stage::RATE
-        );
+        ));
     }
     let mut stage = tokio::select! {
         stage = Stage::start(&timings) => stage?,
@@ -92,7 +92,7 @@ pub async fn run(
                 fault_at = Some(load_started.elapsed());
                 let note = "fault injected: v2 answers 25% errors, fails readiness, CPU at 97%";
                 if plain {
-                    println!("[{}] {note}", view::clock(started.elapsed()));
+                    say(&format!("[{}] {note}", view::clock(started.elapsed())));
                 }
                 notes.push(view::Note {
                     at: unix_ms(),
@@ -114,7 +114,7 @@ pub async fn run(
             let _ = out.flush();
         } else if plain {
             for line in view::progress_lines(&status, &mut printed, started.elapsed()) {
-                println!("{line}");
+                say(&line);
             }
         }
         if stage.controller_finished() {
@@ -138,10 +138,10 @@ pub async fn run(
             text: "canary v2 scaled down; stable v1 keeps serving".to_owned(),
         });
         if plain {
-            println!(
+            say(&format!(
                 "[{}] canary v2 scaled down; stable v1 keeps serving",
                 view::clock(started.elapsed())
-            );
+            ));
         }
     }
     // Let the load run on the final split for a moment.
@@ -154,10 +154,12 @@ pub async fn run(
             Duration::from_secs(3),
         );
         let frame = view::frame(&title, started.elapsed(), &status, &traffic, &notes);
-        print!("\x1b[H\x1b[2J{frame}");
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\x1b[H\x1b[2J{frame}");
+        let _ = out.flush();
     } else if plain {
         for line in view::progress_lines(&status, &mut printed, started.elapsed()) {
-            println!("{line}");
+            say(&line);
         }
     }
     let summary = summarise(
@@ -255,15 +257,24 @@ struct HiddenCursor;
 
 impl HiddenCursor {
     fn new() -> HiddenCursor {
-        print!("\x1b[?25l");
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\x1b[?25l");
+        let _ = out.flush();
         HiddenCursor
     }
 }
 
 impl Drop for HiddenCursor {
     fn drop(&mut self) {
-        print!("\x1b[?25h");
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "\x1b[?25h");
+        let _ = out.flush();
     }
+}
+
+/// Prints a line; a closed stdout (`canary demo | head`) is not an error
+/// worth stopping the demo for.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
 }

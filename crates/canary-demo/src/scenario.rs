@@ -181,6 +181,7 @@ pub fn filter_config() -> serde_json::Value {
             "stable": "v1",
             "canary": "v2",
             "canary_weight": 0,
+            "default_version": "v1",
             "override": { "enabled": false }
         }]
     })

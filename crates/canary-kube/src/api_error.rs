@@ -22,6 +22,12 @@ pub enum Verb {
     Apply,
     /// Read one object.
     Get,
+    /// Create one object.
+    Create,
+    /// Replace one object (or its status) as a whole.
+    Update,
+    /// Merge-patch one object.
+    Patch,
 }
 
 impl fmt::Display for Verb {
@@ -30,6 +36,9 @@ impl fmt::Display for Verb {
             Verb::List => "list",
             Verb::Apply => "apply",
             Verb::Get => "get",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
         })
     }
 }
@@ -79,6 +88,26 @@ impl ApiCall {
         }
     }
 
+    /// Any call: `verb` on the object `name` (all objects when `None`) of
+    /// `resource` in `namespace` (empty for a cluster-scoped resource).
+    pub fn new(verb: Verb, resource: &ApiResource, namespace: &str, name: Option<&str>) -> ApiCall {
+        ApiCall {
+            verb,
+            resource: qualified_resource(resource),
+            name: name.map(str::to_owned),
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// ` in namespace "shop"`, or nothing for a cluster-scoped call.
+    pub fn place(&self) -> String {
+        if self.namespace.is_empty() {
+            String::new()
+        } else {
+            format!(" in namespace {:?}", self.namespace)
+        }
+    }
+
     /// The object as the API server names it: `wasmplugins.extensions.istio.io "canary"`,
     /// or just the resource for a list.
     pub fn object(&self) -> String {
@@ -91,13 +120,7 @@ impl ApiCall {
 
 impl fmt::Display for ApiCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} in namespace {:?}",
-            self.verb,
-            self.object(),
-            self.namespace
-        )
+        write!(f, "{} {}{}", self.verb, self.object(), self.place())
     }
 }
 
@@ -115,7 +138,7 @@ fn qualified_resource(resource: &ApiResource) -> String {
 pub enum ApiError {
     /// 404: the object, its namespace, or the resource type itself (CRD
     /// or API service not installed) does not exist.
-    #[error("{} not found in namespace {:?}", .call.object(), .call.namespace)]
+    #[error("{} not found{}", .call.object(), .call.place())]
     NotFound { call: Box<ApiCall>, message: String },
     /// 403: the controller's service account lacks the permission.
     #[error("the controller may not {call} (check its RBAC): {message}")]
@@ -178,7 +201,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// Classifies what kube-client returned for `call`.
-    pub(crate) fn from_kube(call: ApiCall, error: kube::Error) -> ApiError {
+    pub fn from_kube(call: ApiCall, error: kube::Error) -> ApiError {
         let call = Box::new(call);
         match error {
             kube::Error::Api(status) => ApiError::from_status(call, *status),
@@ -281,6 +304,27 @@ mod tests {
         assert_eq!(
             ApiCall::list(&pods, "shop").to_string(),
             "list pods in namespace \"shop\""
+        );
+    }
+
+    #[test]
+    fn cluster_scoped_calls_name_no_namespace() {
+        let templates = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "ClusterAnalysisTemplate"),
+            "clusteranalysistemplates",
+        );
+        let call = ApiCall::new(Verb::Get, &templates, "", Some("errors"));
+        assert_eq!(
+            call.to_string(),
+            "get clusteranalysistemplates.argoproj.io \"errors\""
+        );
+        let error = ApiError::from_kube(
+            call,
+            kube::Error::Api(status(404, "NotFound", "gone").boxed()),
+        );
+        assert_eq!(
+            error.to_string(),
+            "clusteranalysistemplates.argoproj.io \"errors\" not found"
         );
     }
 

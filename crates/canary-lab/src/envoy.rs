@@ -90,6 +90,10 @@ pub struct EnvoySpec {
     pub stats_flush_interval: Option<Duration>,
     /// Leave out the wasm filter entirely (a plain Envoy with the same routes).
     pub without_filter: bool,
+    /// Replace the routes by Envoy's native `weighted_clusters` split with
+    /// this canary percentage (used with `without_filter` as the baseline
+    /// the filter is compared with).
+    pub native_canary_percent: Option<u32>,
 }
 
 impl EnvoySpec {
@@ -110,6 +114,7 @@ impl EnvoySpec {
             health_check_interval: None,
             stats_flush_interval: None,
             without_filter: false,
+            native_canary_percent: None,
         }
     }
 }
@@ -453,6 +458,21 @@ fn render_bootstrap(
     *listener
         .pointer_mut("/address/socket_address/port_value")
         .ok_or_else(|| shape("listener port"))? = json!(0);
+    if let Some(percent) = spec.native_canary_percent {
+        let percent = percent.min(100);
+        *listener
+            .pointer_mut(
+                "/filter_chains/0/filters/0/typed_config/route_config/virtual_hosts/0/routes",
+            )
+            .ok_or_else(|| shape("routes"))? = json!([{
+            "name": "split",
+            "match": { "prefix": "/" },
+            "route": { "weighted_clusters": { "clusters": [
+                { "name": "stable", "weight": 100 - percent },
+                { "name": "canary", "weight": percent }
+            ]}}
+        }]);
+    }
     let filters = listener
         .pointer_mut("/filter_chains/0/filters/0/typed_config/http_filters")
         .and_then(Value::as_array_mut)

@@ -55,14 +55,14 @@ impl Server {
         });
         match result {
             Ok(status) => {
-                if self.json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&status).unwrap_or_default()
-                    );
+                let text = if self.json {
+                    serde_json::to_string_pretty(&status).unwrap_or_default() + "\n"
                 } else {
-                    print!("{}", render(&status));
-                }
+                    render(&status)
+                };
+                // A closed stdout (`| head`) is not worth a panic.
+                let mut out = std::io::stdout().lock();
+                let _ = std::io::Write::write_all(&mut out, text.as_bytes());
                 ExitCode::SUCCESS
             }
             Err(err) => {

@@ -52,14 +52,14 @@ impl Demo {
         runtime.shutdown_timeout(std::time::Duration::from_secs(2));
         match result {
             Ok(summary) => {
-                if self.json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&summary).unwrap_or_default()
-                    );
+                let text = if self.json {
+                    serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n"
                 } else {
-                    print!("{}", summary.render());
-                }
+                    summary.render()
+                };
+                // A closed stdout (`| head`) is not worth a panic.
+                let mut out = std::io::stdout().lock();
+                let _ = std::io::Write::write_all(&mut out, text.as_bytes());
                 if summary.as_expected {
                     ExitCode::SUCCESS
                 } else {

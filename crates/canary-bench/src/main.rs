@@ -1,0 +1,182 @@
+//! `canary-bench` (run by `make bench`): measures, in one run, what the
+//! filter costs per request, how fast a bad canary is stopped, how fast a
+//! push takes effect, and what the controller uses; writes BENCHMARKS.md.
+
+mod dataplane;
+mod detection;
+mod procfs;
+mod push_latency;
+mod report;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::detection::{Fault, Timing};
+use crate::report::Results;
+
+/// Benchmarks of the canary filter and controller.
+#[derive(Debug, Parser)]
+#[command(name = "canary-bench")]
+struct Args {
+    /// Rounds of the data-plane comparison.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Seconds per data-plane run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// wrk connections.
+    #[arg(long, default_value_t = 16)]
+    connections: u32,
+    /// Pushes for the push-latency measurement.
+    #[arg(long, default_value_t = 50)]
+    pushes: usize,
+    /// Skip the runs with the seed's (slow) analysis timing.
+    #[arg(long)]
+    skip_seed_timing: bool,
+    /// Only the data-plane comparison.
+    #[arg(long)]
+    data_plane_only: bool,
+    /// The filter as built before the per-request optimisation, measured
+    /// side by side as `canary-before` (skipped when the file is missing).
+    #[arg(long, default_value = "bench/canary-filter-before.wasm")]
+    before_module: PathBuf,
+    /// Where the markdown goes.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Where the raw results go.
+    #[arg(long, default_value = "bench/results.json")]
+    json: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("canary-bench: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("canary-bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    let started = Instant::now();
+    let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let module = canary_lab::paths::filter_module()?;
+    let mut results = Results {
+        date: command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        machine: machine(),
+        module_bytes: std::fs::metadata(&module).map(|m| m.len()).unwrap_or(0),
+        ..Results::default()
+    };
+    eprintln!(
+        "canary-bench: data-plane cost ({} rounds × {} s per configuration)",
+        args.rounds, args.seconds
+    );
+    let before = args
+        .before_module
+        .is_file()
+        .then_some(args.before_module.as_path());
+    results.data_plane = dataplane::measure(
+        args.rounds,
+        args.seconds,
+        args.connections,
+        work.path(),
+        before,
+    )
+    .await?;
+    if !args.data_plane_only {
+        let mut usage = Vec::new();
+        let mut timings = vec![Timing::Fast];
+        if !args.skip_seed_timing {
+            timings.push(Timing::Seed);
+        }
+        for timing in timings {
+            for fault in Fault::ALL {
+                eprintln!(
+                    "canary-bench: {} with {}",
+                    fault.describe(),
+                    timing.describe()
+                );
+                let detection = detection::detect(fault, timing, &mut usage).await?;
+                eprintln!("  → {detection:?}");
+                results.detections.push(detection);
+            }
+        }
+        results.controller = detection::footprint(&usage);
+        eprintln!("canary-bench: config push latency ({} pushes)", args.pushes);
+        results.push_latency = push_latency::measure(args.pushes).await?;
+    }
+    results.seconds = started.elapsed().as_secs_f64();
+    if let Some(parent) = args.json.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::write(
+        &args.json,
+        serde_json::to_string_pretty(&results).unwrap_or_default(),
+    )
+    .map_err(|e| format!("writing {}: {e}", args.json.display()))?;
+    std::fs::write(&args.out, report::markdown(&results))
+        .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
+    eprintln!(
+        "canary-bench: wrote {} and {} in {:.0} s",
+        args.out.display(),
+        args.json.display(),
+        results.seconds
+    );
+    Ok(())
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|kb| kb.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map(|kb| format!("{:.0} GiB", kb as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    let kernel = command_output("uname", &["-r"]);
+    let envoy = canary_lab::paths::envoy_binary()
+        .ok()
+        .map(|envoy| command_output(&envoy.to_string_lossy(), &["--version"]))
+        .and_then(|v| v.split('/').nth(1).map(|v| format!("Envoy {v}")))
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores, {memory}, Linux {kernel}, {envoy}")
+}
