@@ -6,7 +6,8 @@
 #
 #   make bench   benchmarks, written to BENCHMARKS.md
 #
-# Other targets: setup, wasm, build, lint, fmt, schema, validate-envoy.
+# Other targets: setup, wasm, build, lint, fmt, schema, crd, oci,
+# validate-envoy.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -17,7 +18,7 @@ WASM := target/$(WASM_TARGET)/$(WASM_PROFILE)/canary_filter.wasm
 WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
 
-.PHONY: all setup wasm wasm-size build demo bench lint fmt test unit e2e schema validate-envoy clean
+.PHONY: all setup wasm wasm-size build demo bench lint fmt test unit e2e schema crd oci validate-envoy clean
 
 all: wasm
 
@@ -62,6 +63,16 @@ fmt:
 ## schema: regenerate the filter configuration's JSON Schema
 schema:
 	UPDATE_SCHEMA=1 $(CARGO) test -p canary-config --test json_schema
+
+## crd: regenerate manifests/kubernetes/crd.yaml from the Rust types
+crd:
+	UPDATE_CRD=1 $(CARGO) test -p canary-operator --test crd
+
+OCI_DIR := target/oci/canary-filter
+OCI_TAG ?= 0.1.0
+## oci: the filter as an OCI image layout (Istio's Wasm image, compat variant); prints its digest
+oci: wasm
+	$(CARGO) run -q -p canary -- oci --module $(WASM) --out $(OCI_DIR) --tag $(OCI_TAG)
 
 ## validate-envoy: `envoy --mode validate` on the shipped bootstraps
 validate-envoy: setup wasm

@@ -88,10 +88,13 @@ async fn run(args: &Args) -> Result<(), String> {
         "canary-bench: data-plane cost ({} rounds × {} s per configuration)",
         args.rounds, args.seconds
     );
-    let before = args
-        .before_module
-        .is_file()
-        .then_some(args.before_module.as_path());
+    // Envoy runs in its own folder: give it an absolute path.
+    let before = args.before_module.is_file().then(|| {
+        args.before_module
+            .canonicalize()
+            .unwrap_or_else(|_| args.before_module.clone())
+    });
+    let before = before.as_deref();
     results.data_plane = dataplane::measure(
         args.rounds,
         args.seconds,
@@ -176,7 +179,10 @@ fn machine() -> String {
     let envoy = canary_lab::paths::envoy_binary()
         .ok()
         .map(|envoy| command_output(&envoy.to_string_lossy(), &["--version"]))
-        .and_then(|v| v.split('/').nth(1).map(|v| format!("Envoy {v}")))
+        .and_then(|v| {
+            let after = v.split_once("version:")?.1;
+            after.trim().split('/').nth(1).map(|v| format!("Envoy {v}"))
+        })
         .unwrap_or_default();
     format!("{cpu}, {cores} cores, {memory}, Linux {kernel}, {envoy}")
 }

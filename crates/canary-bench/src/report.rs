@@ -120,7 +120,7 @@ pub fn markdown(results: &Results) -> String {
         "{:.0} requests per second through Envoy, the canary at 10%, `canary run` as its own process pushing over ECDS and reading Envoy's admin endpoint. At a known instant the canary goes bad; the time is measured at the clients, from the fault's onset to the last request the canary served. The analysis compares canary with stable (`version: both`): error rate may exceed stable's by at most 2 points, p99 latency by at most 25 ms.\n",
         crate::detection::RATE
     );
-    let _ = writeln!(out, "| fault | timing | rolled back | fault → rollback in effect | failed before | canary requests after the fault | failed after |");
+    let _ = writeln!(out, "| fault | timing | rolled back | fault → rollback in effect | failed before | canary requests after the fault | failed after (stable's own) |");
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
     for d in &results.detections {
         let _ = writeln!(

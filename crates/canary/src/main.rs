@@ -10,6 +10,9 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // kube's TLS needs a process-wide rustls provider (ring); set it before
+    // any client exists.
+    canary_operator::tls::install_crypto_provider();
     let args = cli::Cli::parse();
     // The demo draws on the terminal: it logs only when RUST_LOG asks.
     if !matches!(args.command, cli::Command::Demo(_)) || std::env::var_os("RUST_LOG").is_some() {
@@ -29,6 +32,9 @@ fn main() -> ExitCode {
         cli::Command::Resume(server) => server.run(Some(RolloutCommand::Resume)),
         cli::Command::Retry(server) => server.run(Some(RolloutCommand::Retry)),
         cli::Command::Demo(demo) => demo.run(),
+        cli::Command::Operator(operator) => operator.run(),
+        cli::Command::Crd(crd) => crd.run(),
+        cli::Command::Oci(oci) => oci.run(),
         cli::Command::Upstream(upstream) => upstream.run(),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod control;
 pub mod demo;
+pub mod operator;
 pub mod run;
 pub mod upstream;
 pub mod validate;
@@ -41,6 +42,12 @@ pub enum Command {
     Retry(control::Server),
     /// The whole canary flow on this machine, with a live view.
     Demo(demo::Demo),
+    /// Reconcile CanaryRollout objects in a Kubernetes cluster (Istio WasmPlugin/TrafficExtension).
+    Operator(Box<operator::Operator>),
+    /// Print the CanaryRollout CustomResourceDefinition as YAML.
+    Crd(operator::Crd),
+    /// Write the filter module as an OCI image layout and print its digest.
+    Oci(operator::Oci),
     /// Serve a test upstream that answers as one version.
     Upstream(upstream::Upstream),
 }

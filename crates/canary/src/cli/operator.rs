@@ -1,0 +1,214 @@
+//! `canary operator`: reconcile `CanaryRollout` objects in a cluster.
+//! `canary crd`: print the CustomResourceDefinition.
+//! `canary oci`: write the filter module as an OCI image layout.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use canary_analysis::parse_duration;
+use canary_controller::clock::{Clock, SystemClock};
+use canary_controller::measure::Providers;
+use canary_controller::providers::envoy::EnvoySource;
+use canary_controller::providers::http::HttpClient;
+use canary_operator::events::EventRecorder;
+use canary_operator::leader::LeaseSettings;
+use canary_operator::operator::{run, OperatorSettings, WatchScope};
+use canary_operator::reconcile::{Context, PushLocks, Timing};
+use tracing::{debug, error, info};
+
+use super::run::shutdown_signal;
+
+/// Arguments of `canary operator`.
+#[derive(Debug, clap::Args)]
+pub struct Operator {
+    /// Reconcile the rollouts of this namespace only [default: every
+    /// namespace].
+    #[arg(long, env = "CANARY_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Use the Kubernetes API at this URL instead of the environment's
+    /// (in-cluster service account or kubeconfig).
+    #[arg(long, env = "CANARY_KUBE_URL")]
+    pub kube_url: Option<String>,
+    /// Prometheus for templates that give no address.
+    #[arg(long, env = "CANARY_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// An Envoy admin endpoint for the `envoy` provider, e.g. the gateway
+    /// beside which the controller runs as a sidecar
+    /// (`http://127.0.0.1:15000`); repeat for several.
+    #[arg(
+        long = "envoy-admin",
+        env = "CANARY_ENVOY_ADMIN",
+        value_delimiter = ','
+    )]
+    pub envoy_admin: Vec<String>,
+    /// How often Envoy's stats are scraped (window baselines).
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub scrape_interval: Duration,
+    /// Run without leader election: only ever one replica.
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// Namespace of the leader lease (the controller's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "canary-system")]
+    pub lease_namespace: String,
+    /// Name of the leader lease.
+    #[arg(long, default_value = "canary-controller")]
+    pub lease_name: String,
+    /// This instance's identity in the lease and in Events [default: the
+    /// pod's name, $POD_NAME, else the host name].
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
+
+impl Operator {
+    /// Runs the operator until a signal, or until it loses the lease.
+    pub fn run(self) -> ExitCode {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(err) => {
+                eprintln!("canary operator: cannot start the runtime: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(self.serve()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                error!("{err}");
+                eprintln!("canary operator: {err}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn serve(self) -> Result<(), String> {
+        canary_operator::tls::install_crypto_provider();
+        let client = match &self.kube_url {
+            Some(url) => canary_kube::client_for_url(url),
+            None => canary_kube::client_from_environment().await,
+        }
+        .map_err(|err| err.to_string())?;
+        let identity = self.identity.clone().unwrap_or_else(default_identity);
+        let http = HttpClient::new().map_err(|err| err.to_string())?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let envoy = (!self.envoy_admin.is_empty())
+            .then(|| Arc::new(EnvoySource::new(self.envoy_admin.clone(), http.clone())));
+        if let Some(envoy) = &envoy {
+            spawn_scraper(Arc::clone(envoy), Arc::clone(&clock), self.scrape_interval);
+        }
+        let context = Arc::new(Context {
+            events: EventRecorder::new(client.clone(), &identity),
+            providers: Providers {
+                http,
+                envoy,
+                prometheus_url: self.prometheus_url.clone(),
+                kubernetes: None,
+            },
+            clock,
+            push_locks: PushLocks::default(),
+            timing: Timing::default(),
+            client,
+        });
+        let settings = OperatorSettings {
+            scope: match &self.watch_namespace {
+                Some(namespace) => WatchScope::Namespace(namespace.clone()),
+                None => WatchScope::AllNamespaces,
+            },
+            lease: (!self.no_leader_election)
+                .then(|| LeaseSettings::new(&self.lease_namespace, &self.lease_name, &identity)),
+        };
+        info!(%identity, "canary operator starting");
+        run(context, settings, shutdown_signal())
+            .await
+            .map_err(|err| err.to_string())
+    }
+}
+
+/// The host name (a pod's name in Kubernetes), or a name from the pid.
+fn default_identity() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| format!("canary-operator-{}", std::process::id()))
+}
+
+/// Scrapes Envoy's stats in the background: the `envoy` provider computes
+/// window values from the difference between two scrapes.
+fn spawn_scraper(envoy: Arc<EnvoySource>, clock: Arc<dyn Clock>, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(err) = envoy.scrape(clock.now()).await {
+                debug!("scrape of Envoy's stats failed: {err}");
+            }
+        }
+    });
+}
+
+/// Arguments of `canary crd`.
+#[derive(Debug, clap::Args)]
+pub struct Crd {}
+
+impl Crd {
+    /// Prints the CRD as YAML (`kubectl apply -f -` takes it).
+    pub fn run(self) -> ExitCode {
+        match canary_operator::resource::crd_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("canary crd: {err}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Arguments of `canary oci`.
+#[derive(Debug, clap::Args)]
+pub struct Oci {
+    /// The filter module (`make wasm` builds it).
+    #[arg(
+        long,
+        default_value = "target/wasm32-wasip1/wasm-release/canary_filter.wasm"
+    )]
+    pub module: PathBuf,
+    /// The OCI image layout folder to write.
+    #[arg(long, default_value = "target/oci/canary-filter")]
+    pub out: PathBuf,
+    /// The tag recorded in the layout's index.
+    #[arg(long, default_value = env!("CARGO_PKG_VERSION"))]
+    pub tag: String,
+}
+
+impl Oci {
+    /// Writes the layout and prints the manifest digest on standard output.
+    pub fn run(self) -> ExitCode {
+        match canary_operator::oci::build(&self.module, &self.out, &self.tag) {
+            Ok(image) => {
+                println!("{}", image.manifest.digest);
+                eprintln!(
+                    "canary oci: wrote {} (tag {}); pin it in a WasmPlugin with `sha256: {}`",
+                    self.out.display(),
+                    self.tag,
+                    image.manifest.hex()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("canary oci: {err}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
