@@ -332,18 +332,7 @@ impl Controller {
 
     fn spawn_scraper(&self) -> Option<tokio::task::JoinHandle<()>> {
         let envoy = self.providers.envoy.clone()?;
-        let clock = self.clock.clone();
-        let every = self.config.scrape_interval;
-        Some(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                if let Err(err) = envoy.scrape(clock.now()).await {
-                    debug!("scrape of Envoy's stats failed: {err}");
-                }
-            }
-        }))
+        Some(envoy.spawn_scraper(self.clock.clone(), self.config.scrape_interval))
     }
 
     /// How long to sleep: until the machine's next wake-up, sooner while a

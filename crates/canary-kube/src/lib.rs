@@ -41,7 +41,7 @@ pub mod reading;
 mod test_pods;
 
 pub use api_error::{ApiCall, ApiError, Verb};
-pub use client::{client_for_url, client_from_environment, ClientError};
+pub use client::{client_for_url, client_from_environment, install_crypto_provider, ClientError};
 pub use cpu::{CpuAccountingError, CpuUsage, PodMetrics};
 pub use plugin_object::{PluginKind, PluginObject};
 pub use plugin_pusher::{AppliedConfig, PluginPusher, PushError, FIELD_MANAGER};

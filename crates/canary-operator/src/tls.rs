@@ -5,15 +5,10 @@
 //! aws-lc-rs for reqwest). With two enabled, rustls cannot pick one by
 //! itself and building kube's TLS configuration panics. The operator
 //! therefore names ring, the provider kube is built with, before it builds
-//! any client.
+//! any client (`canary_kube`'s client constructors do it too).
 
 /// Makes ring the process-wide rustls provider; a provider already
 /// installed (by an earlier call, or by the embedding program) is kept.
 pub fn install_crypto_provider() {
-    if rustls::crypto::ring::default_provider()
-        .install_default()
-        .is_err()
-    {
-        tracing::debug!("a rustls crypto provider was already installed; keeping it");
-    }
+    canary_kube::install_crypto_provider();
 }

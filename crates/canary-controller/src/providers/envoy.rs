@@ -119,6 +119,25 @@ impl EnvoySource {
             .cloned()
     }
 
+    /// Scrapes every `every` in the background, so a window baseline
+    /// exists when a measurement comes due. Abort the returned task to stop.
+    pub fn spawn_scraper(
+        self: std::sync::Arc<Self>,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+        every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(err) = self.scrape(clock.now()).await {
+                    tracing::debug!("scrape of Envoy's stats failed: {err}");
+                }
+            }
+        })
+    }
+
     /// Measures `query` over its window (or `default_window`) ending now.
     pub async fn measure(
         &self,

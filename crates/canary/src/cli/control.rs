@@ -36,15 +36,8 @@ impl Server {
     /// Runs `command` (or only reads the status when `None`) and prints
     /// the status.
     pub fn run(&self, command: Option<Command>) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(err) => {
-                eprintln!("canary: cannot start the runtime: {err}");
-                return ExitCode::FAILURE;
-            }
+        let Some(runtime) = super::runtime("canary", super::Runtime::CurrentThread) else {
+            return ExitCode::FAILURE;
         };
         let result = runtime.block_on(async {
             let client = ApiClient::new(&self.server, self.token.clone())?;

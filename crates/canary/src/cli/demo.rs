@@ -28,15 +28,8 @@ impl Demo {
     /// Runs the demo; exit 0 when it ends as the scenario tells, 1 when
     /// not, 130 when interrupted.
     pub fn run(self) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(err) => {
-                eprintln!("canary demo: cannot start the runtime: {err}");
-                return ExitCode::FAILURE;
-            }
+        let Some(runtime) = super::runtime("canary demo", super::Runtime::MultiThread) else {
+            return ExitCode::FAILURE;
         };
         let options = DemoOptions {
             scenario: self.scenario,

@@ -51,3 +51,27 @@ pub enum Command {
     /// Serve a test upstream that answers as one version.
     Upstream(upstream::Upstream),
 }
+
+/// Which tokio runtime a command runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// One thread: short API calls.
+    CurrentThread,
+    /// A worker per core: services.
+    MultiThread,
+}
+
+/// Builds the runtime, or says why not (as `who: ...`) and returns `None`.
+pub fn runtime(who: &str, flavour: Runtime) -> Option<tokio::runtime::Runtime> {
+    let mut builder = match flavour {
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => Some(runtime),
+        Err(err) => {
+            eprintln!("{who}: cannot start the runtime: {err}");
+            None
+        }
+    }
+}

@@ -16,7 +16,7 @@ use canary_operator::events::EventRecorder;
 use canary_operator::leader::LeaseSettings;
 use canary_operator::operator::{run, OperatorSettings, WatchScope};
 use canary_operator::reconcile::{Context, PushLocks, Timing};
-use tracing::{debug, error, info};
+use tracing::{error, info};
 
 use super::run::shutdown_signal;
 
@@ -68,15 +68,8 @@ fn parse_duration_arg(text: &str) -> Result<Duration, String> {
 impl Operator {
     /// Runs the operator until a signal, or until it loses the lease.
     pub fn run(self) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(err) => {
-                eprintln!("canary operator: cannot start the runtime: {err}");
-                return ExitCode::FAILURE;
-            }
+        let Some(runtime) = super::runtime("canary operator", super::Runtime::MultiThread) else {
+            return ExitCode::FAILURE;
         };
         match runtime.block_on(self.serve()) {
             Ok(()) => ExitCode::SUCCESS,
@@ -101,7 +94,7 @@ impl Operator {
         let envoy = (!self.envoy_admin.is_empty())
             .then(|| Arc::new(EnvoySource::new(self.envoy_admin.clone(), http.clone())));
         if let Some(envoy) = &envoy {
-            spawn_scraper(Arc::clone(envoy), Arc::clone(&clock), self.scrape_interval);
+            Arc::clone(envoy).spawn_scraper(Arc::clone(&clock), self.scrape_interval);
         }
         let context = Arc::new(Context {
             events: EventRecorder::new(client.clone(), &identity),
@@ -137,21 +130,6 @@ fn default_identity() -> String {
         .ok()
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| format!("canary-operator-{}", std::process::id()))
-}
-
-/// Scrapes Envoy's stats in the background: the `envoy` provider computes
-/// window values from the difference between two scrapes.
-fn spawn_scraper(envoy: Arc<EnvoySource>, clock: Arc<dyn Clock>, every: Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            if let Err(err) = envoy.scrape(clock.now()).await {
-                debug!("scrape of Envoy's stats failed: {err}");
-            }
-        }
-    });
 }
 
 /// Arguments of `canary crd`.

@@ -96,15 +96,8 @@ pub const EXIT_ABORTED: u8 = 3;
 impl Run {
     /// Runs the controller.
     pub fn run(self) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(err) => {
-                eprintln!("canary run: cannot start the runtime: {err}");
-                return ExitCode::FAILURE;
-            }
+        let Some(runtime) = super::runtime("canary run", super::Runtime::MultiThread) else {
+            return ExitCode::FAILURE;
         };
         match runtime.block_on(self.serve()) {
             Ok(Outcome::Promoted | Outcome::Stopped) => ExitCode::SUCCESS,

@@ -21,16 +21,8 @@ pub struct Upstream {
 impl Upstream {
     /// Serves until SIGINT or SIGTERM.
     pub fn run(self) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-        {
-            Ok(runtime) => runtime,
-            Err(err) => {
-                eprintln!("canary upstream: cannot start the runtime: {err}");
-                return ExitCode::FAILURE;
-            }
+        let Some(runtime) = super::runtime("canary upstream", super::Runtime::MultiThread) else {
+            return ExitCode::FAILURE;
         };
         runtime.block_on(async {
             let backend = match Backend::start_on(&self.version, self.listen).await {
