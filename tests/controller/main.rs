@@ -2,8 +2,10 @@
 //! upstream processes, a real Prometheus, load through Envoy, and
 //! `canary run` as its own process pushing over ECDS.
 
+mod api;
 mod crash;
 mod failure;
 mod metrics_down;
 mod stage;
 mod success;
+mod watch;
