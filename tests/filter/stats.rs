@@ -164,3 +164,30 @@ fn shipped_stats_tags_match_the_metric_names() {
 fn serde_yaml_value(text: &str) -> serde_json::Value {
     serde_yaml::from_str(text).expect("shipped bootstrap is YAML")
 }
+
+/// The shipped WasmPlugin/TrafficExtension examples pin the OCI digest of
+/// the filter as built from this tree (the build is reproducible).
+#[test]
+fn the_istio_examples_pin_the_built_module() {
+    let module = canary_lab::paths::filter_module().unwrap_or_else(|e| panic!("{e}"));
+    let out = tempfile::tempdir().unwrap();
+    let image = canary_operator::oci::build(&module, out.path(), "0.1.0").expect("OCI layout");
+    let digest = image
+        .manifest
+        .digest
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let root = canary_lab::paths::repo_root().join("manifests/istio");
+    for file in [
+        "wasm-plugin.yaml",
+        "placements/gateway-api/wasm-plugin.yaml",
+        "placements/mesh/wasm-plugin.yaml",
+        "placements/traffic-extension/traffic-extension.yaml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(
+            text.contains(&format!("sha256: {digest}")),
+            "manifests/istio/{file} does not pin the current module (sha256 {digest}); run `make oci` and put its digest there"
+        );
+    }
+}

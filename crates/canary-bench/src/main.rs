@@ -44,6 +44,10 @@ struct Args {
     /// side by side as `canary-before` (skipped when the file is missing).
     #[arg(long, default_value = "bench/canary-filter-before.wasm")]
     before_module: PathBuf,
+    /// Only rewrite the markdown from an earlier run's raw results (no
+    /// measuring).
+    #[arg(long)]
+    render_from: Option<PathBuf>,
     /// Where the markdown goes.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -75,6 +79,20 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> Result<(), String> {
+    if let Some(path) = &args.render_from {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let results: Results =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&args.out, report::markdown(&results))
+            .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
+        eprintln!(
+            "canary-bench: wrote {} from {}",
+            args.out.display(),
+            path.display()
+        );
+        return Ok(());
+    }
     let started = Instant::now();
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let module = canary_lab::paths::filter_module()?;

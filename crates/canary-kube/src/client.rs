@@ -74,6 +74,20 @@ fn build(mut config: Config) -> Result<Client, ClientError> {
     Client::try_from(config).map_err(ClientError::Build)
 }
 
+/// Makes ring the process-wide rustls crypto provider (kept if one is
+/// already installed). kube's TLS needs a process-wide provider, and when
+/// another crate in the same program (reqwest, with aws-lc-rs) enables a
+/// second one, rustls cannot choose by itself and building a client would
+/// panic. Every client constructor here calls this first.
+pub fn install_crypto_provider() {
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        tracing::debug!("a rustls crypto provider was already installed; keeping it");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,19 +102,5 @@ mod tests {
         }
         assert!(client_for_url("http://127.0.0.1:8080").is_ok());
         assert!(client_for_url("https://kubernetes.default.svc").is_ok());
-    }
-}
-
-/// Makes ring the process-wide rustls crypto provider (kept if one is
-/// already installed). kube's TLS needs a process-wide provider, and when
-/// another crate in the same program (reqwest, with aws-lc-rs) enables a
-/// second one, rustls cannot choose by itself and building a client would
-/// panic. Every client constructor here calls this first.
-pub fn install_crypto_provider() {
-    if rustls::crypto::ring::default_provider()
-        .install_default()
-        .is_err()
-    {
-        tracing::debug!("a rustls crypto provider was already installed; keeping it");
     }
 }
