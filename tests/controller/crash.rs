@@ -57,10 +57,7 @@ async fn a_killed_controller_resumes_where_it_was() {
     let code = second.wait_exit(Duration::from_secs(30)).await;
     let summary = stage.stop_load().await;
     assert_eq!(code, Some(0), "{}", second.log());
-    let saved = canary_controller::store::StateStore::new(stage.dir.path().join("state.json"))
-        .load()
-        .unwrap()
-        .unwrap();
+    let saved = stage.saved();
     let changes: Vec<&str> = saved
         .events
         .iter()

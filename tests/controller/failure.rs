@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use canary_controller::push::ecds_file::EcdsFile;
 use canary_lab::backend::Faults;
 use canary_rollout::EventKind;
 
@@ -33,9 +32,7 @@ async fn fault_at_ten_percent(faults: Faults, name: &str) {
         controller.log()
     );
 
-    let pushed = EcdsFile::new(stage.envoy.ecds_path().unwrap(), "canary")
-        .current()
-        .unwrap();
+    let pushed = stage.pushed();
     assert_eq!(pushed.routes[0].stable, "v1");
     assert_eq!(
         pushed.routes[0].canary_weight,
@@ -74,10 +71,7 @@ async fn fault_at_ten_percent(faults: Faults, name: &str) {
         "requests after the rollback must all succeed on v1"
     );
     let failed_before = summary.records.iter().filter(|r| r.failed()).count();
-    let saved = canary_controller::store::StateStore::new(stage.dir.path().join("state.json"))
-        .load()
-        .unwrap()
-        .unwrap();
+    let saved = stage.saved();
     assert!(
         saved.events.iter().any(|e| e.kind == EventKind::Aborted),
         "{:?}",

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use canary_controller::push::ecds_file::EcdsFile;
 use canary_rollout::EventKind;
 
 use crate::stage::{seed_rollout, Stage};
@@ -21,10 +20,7 @@ async fn an_unreachable_metrics_source_ends_in_a_rollback() {
     let code = controller.wait_exit(Duration::from_secs(60)).await;
     let summary = stage.stop_load().await;
     assert_eq!(code, Some(3), "should end aborted:\n{}", controller.log());
-    let saved = canary_controller::store::StateStore::new(stage.dir.path().join("state.json"))
-        .load()
-        .unwrap()
-        .unwrap();
+    let saved = stage.saved();
     assert!(saved.events.iter().any(|e| e.kind == EventKind::Aborted));
     assert!(!saved.events.iter().any(|e| e.kind == EventKind::Promoted));
     let weights: Vec<&str> = saved
@@ -38,9 +34,7 @@ async fn an_unreachable_metrics_source_ends_in_a_rollback() {
         1,
         "the weight never went past the first step: {weights:?}"
     );
-    let pushed = EcdsFile::new(stage.envoy.ecds_path().unwrap(), "canary")
-        .current()
-        .unwrap();
+    let pushed = stage.pushed();
     assert_eq!(pushed.routes[0].canary_weight, canary_config::Weight::ZERO);
     assert!(
         controller.log().contains("measurement error"),

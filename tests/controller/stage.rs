@@ -138,6 +138,24 @@ impl Stage {
         args
     }
 
+    /// What the controller saved in its state file.
+    pub fn saved(&self) -> canary_controller::store::Saved {
+        canary_controller::store::StateStore::new(self.dir.path().join("state.json"))
+            .load()
+            .expect("state file readable")
+            .expect("state file written")
+    }
+
+    /// The filter configuration in Envoy's ECDS file now.
+    pub fn pushed(&self) -> canary_config::FilterConfig {
+        canary_controller::push::ecds_file::EcdsFile::new(
+            self.envoy.ecds_path().expect("ECDS"),
+            "canary",
+        )
+        .current()
+        .expect("ECDS file readable")
+    }
+
     /// This Envoy's admin URL.
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.envoy.admin())

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use canary_controller::push::ecds_file::EcdsFile;
-use canary_controller::store::StateStore;
 use canary_e2e::split::assert_share;
 use canary_rollout::EventKind;
 
@@ -29,14 +27,9 @@ async fn the_seed_rollout_promotes_with_the_split_following_each_step() {
         controller.log()
     );
 
-    let saved = StateStore::new(stage.dir.path().join("state.json"))
-        .load()
-        .expect("state file readable")
-        .expect("state file written");
+    let saved = stage.saved();
     assert_eq!(saved.state.status(), canary_rollout::Status::Promoted);
-    let pushed = EcdsFile::new(stage.envoy.ecds_path().unwrap(), "canary")
-        .current()
-        .unwrap();
+    let pushed = stage.pushed();
     assert_eq!(
         pushed.routes[0].stable, "v2",
         "the canary is the new stable"

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use canary_controller::push::ecds_file::EcdsFile;
-
 use crate::stage::Stage;
 
 fn rollout(canary: &str) -> String {
@@ -56,9 +54,7 @@ async fn a_new_canary_version_starts_a_new_rollout() {
         "{:?}",
         status.events
     );
-    let pushed = EcdsFile::new(stage.envoy.ecds_path().unwrap(), "canary")
-        .current()
-        .unwrap();
+    let pushed = stage.pushed();
     assert_eq!(pushed.routes[0].canary.as_deref(), Some("v3"));
     assert!(
         controller.log().contains("new canary version v3"),
