@@ -78,4 +78,13 @@ async fn a_killed_controller_resumes_where_it_was() {
         1
     );
     assert_eq!(summary.failed(), 0);
+
+    // Started again after the promotion: it stays promoted and repeats
+    // nothing.
+    let mut third = stage.controller(&args).await;
+    assert_eq!(third.wait_exit(Duration::from_secs(10)).await, Some(0));
+    assert!(third.log().contains("resuming from"), "{}", third.log());
+    let again = stage.saved();
+    assert_eq!(again.events, saved.events, "a restart after the promotion decided something");
+    assert_eq!(stage.pushed().routes[0].stable, "v2");
 }

@@ -42,4 +42,14 @@ async fn an_unreachable_metrics_source_ends_in_a_rollback() {
         controller.log()
     );
     assert_eq!(summary.failed(), 0);
+
+    // Started again (with the metrics source back): the abort is not
+    // forgotten, nothing is pushed but canary 0%.
+    let healthy = stage.run_args(&rollout, &stage.admin_url());
+    let mut again = stage.controller(&healthy).await;
+    assert_eq!(again.wait_exit(Duration::from_secs(10)).await, Some(3));
+    assert!(again.log().contains("resuming from"), "{}", again.log());
+    let after = stage.saved();
+    assert_eq!(after.events, saved.events, "a restart after the abort decided something");
+    assert_eq!(stage.pushed().routes[0].canary_weight, canary_config::Weight::ZERO);
 }

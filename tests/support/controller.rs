@@ -52,12 +52,33 @@ impl ControllerProcess {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let client = ApiClient::new(&api, None).expect("client");
-        ControllerProcess {
+        let mut process = ControllerProcess {
             child,
             api,
             log,
             client,
+        };
+        // The API listens before the rollout is loaded (or restored): wait
+        // until it reports one, or until the process has already finished
+        // (a rollout that was over before it started).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if matches!(process.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            if let Ok(status) = process.client.status().await {
+                if !status.rollout.is_empty() {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "canary run never loaded its rollout:\n{}",
+                process.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        process
     }
 
     /// The API's base URL.
