@@ -85,6 +85,9 @@ async fn a_killed_controller_resumes_where_it_was() {
     assert_eq!(third.wait_exit(Duration::from_secs(10)).await, Some(0));
     assert!(third.log().contains("resuming from"), "{}", third.log());
     let again = stage.saved();
-    assert_eq!(again.events, saved.events, "a restart after the promotion decided something");
+    assert_eq!(
+        again.events, saved.events,
+        "a restart after the promotion decided something"
+    );
     assert_eq!(stage.pushed().routes[0].stable, "v2");
 }

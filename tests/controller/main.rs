@@ -6,6 +6,7 @@ mod api;
 mod crash;
 mod failure;
 mod metrics_down;
+mod slow_metrics;
 mod stage;
 mod success;
 mod watch;

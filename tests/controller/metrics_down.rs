@@ -50,6 +50,12 @@ async fn an_unreachable_metrics_source_ends_in_a_rollback() {
     assert_eq!(again.wait_exit(Duration::from_secs(10)).await, Some(3));
     assert!(again.log().contains("resuming from"), "{}", again.log());
     let after = stage.saved();
-    assert_eq!(after.events, saved.events, "a restart after the abort decided something");
-    assert_eq!(stage.pushed().routes[0].canary_weight, canary_config::Weight::ZERO);
+    assert_eq!(
+        after.events, saved.events,
+        "a restart after the abort decided something"
+    );
+    assert_eq!(
+        stage.pushed().routes[0].canary_weight,
+        canary_config::Weight::ZERO
+    );
 }

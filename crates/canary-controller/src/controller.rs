@@ -7,7 +7,7 @@
 //! therefore re-pushes on restart; it never loses an abort and never
 //! repeats a promotion.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -15,7 +15,8 @@ use std::time::Duration;
 use canary_analysis::{MeasurementResult, Timestamp};
 use canary_config::FilterConfig;
 use canary_rollout::{
-    load_rollout, Command, Decision, Event, LoadedRollout, Phase, RecordError, Rollout, RolloutSpec,
+    load_rollout, Command, Decision, Event, LoadedRollout, MeasurementKey, Phase, RecordError, Rollout,
+    RolloutSpec,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
@@ -33,6 +34,17 @@ pub const EVENTS_KEPT: usize = 200;
 
 /// How often a failed push is retried.
 pub const PUSH_RETRY: Duration = Duration::from_secs(1);
+
+/// How often the loop looks again while measurements are in flight.
+pub const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
+
+/// A measurement that has finished.
+#[derive(Debug)]
+struct Finished {
+    key: MeasurementKey,
+    metric: String,
+    result: MeasurementResult,
+}
 
 /// How often the rollout file is checked in watch mode.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -295,8 +307,13 @@ impl Controller {
     ) -> Result<Outcome, ControllerError> {
         tokio::pin!(shutdown);
         let scraper = self.spawn_scraper();
+        // Measurements run as their own tasks and report here, so a slow
+        // metrics source never delays a command (an abort is applied at
+        // once) or another metric.
+        let (results, mut finished) = mpsc::unbounded_channel::<Finished>();
+        let mut in_flight: HashSet<MeasurementKey> = HashSet::new();
         let outcome = loop {
-            self.measure_due().await;
+            self.start_due_measurements(&mut in_flight, &results);
             let decision = self.rollout.tick(self.clock.now());
             self.absorb(decision);
             self.settle(false).await?;
@@ -307,9 +324,13 @@ impl Controller {
                     _ => {}
                 }
             }
-            let wait = self.wait_time();
+            let wait = self.wait_time(!in_flight.is_empty());
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                Some(done) = finished.recv() => {
+                    in_flight.remove(&done.key);
+                    self.record(done);
+                }
                 request = commands.recv() => {
                     if let Some((command, reply)) = request {
                         let answer = self.obey(command).await;
@@ -336,11 +357,14 @@ impl Controller {
     }
 
     /// How long to sleep: until the machine's next wake-up, sooner while a
-    /// push is pending or the rollout file is watched.
-    fn wait_time(&self) -> Duration {
+    /// push is pending or the rollout file is watched. While measurements
+    /// are in flight the machine may already consider them due; their
+    /// results wake the loop, so it only looks again every 100 ms.
+    fn wait_time(&self, measuring: bool) -> Duration {
         let now = self.clock.now();
         let mut wait = match self.rollout.next_wake() {
             Some(at) if at > now => at.since(now),
+            Some(_) if measuring => IN_FLIGHT_POLL,
             Some(_) => Duration::ZERO,
             None => Duration::from_secs(3600),
         };
@@ -353,45 +377,56 @@ impl Controller {
         wait
     }
 
-    /// Takes every due measurement (concurrently) and records the results.
-    async fn measure_due(&mut self) {
+    /// Starts every due measurement that is not already running, each as
+    /// its own task reporting to `results`.
+    fn start_due_measurements(
+        &mut self,
+        in_flight: &mut HashSet<MeasurementKey>,
+        results: &mpsc::UnboundedSender<Finished>,
+    ) {
         let now = self.clock.now();
-        let due: Vec<_> = self
-            .rollout
-            .due_measurements(now)
-            .into_iter()
-            .map(|d| (d.key, d.metric.clone()))
-            .collect();
-        if due.is_empty() {
-            return;
-        }
-        let names = VersionNames {
-            stable: &self.spec.stable_version,
-            canary: &self.spec.canary_version,
-        };
-        let providers = &self.providers;
-        let results: Vec<MeasurementResult> = futures::future::join_all(
-            due.iter()
-                .map(|(_, metric)| providers.measure(metric, names, now)),
-        )
-        .await;
-        for ((key, metric), result) in due.into_iter().zip(results) {
-            self.shared.metrics.measured(&metric.name, &result);
-            match &result {
-                MeasurementResult::Error(err) => {
-                    warn!(rollout = %self.spec.name, metric = %metric.name, "measurement error: {err}")
-                }
-                MeasurementResult::NotEnoughData(why) => {
-                    info!(rollout = %self.spec.name, metric = %metric.name, "not enough data: {why}")
-                }
-                MeasurementResult::Value { .. } => {}
+        for due in self.rollout.due_measurements(now) {
+            if !in_flight.insert(due.key.clone()) {
+                continue;
             }
-            match self.rollout.record(self.clock.now(), &key, &result) {
-                Ok(decision) => self.absorb(decision),
-                Err(RecordError::Stale(why)) => debug!("dropped a late measurement: {why}"),
-                Err(err) => {
-                    warn!(rollout = %self.spec.name, metric = %metric.name, "measurement not recorded: {err}")
-                }
+            let providers = self.providers.clone();
+            let metric = due.metric.clone();
+            let key = due.key;
+            let (stable, canary) = (self.spec.stable_version.clone(), self.spec.canary_version.clone());
+            let results = results.clone();
+            tokio::spawn(async move {
+                let names = VersionNames {
+                    stable: &stable,
+                    canary: &canary,
+                };
+                let result = providers.measure(&metric, names, now).await;
+                let _ = results.send(Finished {
+                    key,
+                    metric: metric.name,
+                    result,
+                });
+            });
+        }
+    }
+
+    /// Hands a finished measurement to the state machine.
+    fn record(&mut self, done: Finished) {
+        let Finished { key, metric, result } = done;
+        self.shared.metrics.measured(&metric, &result);
+        match &result {
+            MeasurementResult::Error(err) => {
+                warn!(rollout = %self.spec.name, metric = %metric, "measurement error: {err}")
+            }
+            MeasurementResult::NotEnoughData(why) => {
+                info!(rollout = %self.spec.name, metric = %metric, "not enough data: {why}")
+            }
+            MeasurementResult::Value { .. } => {}
+        }
+        match self.rollout.record(self.clock.now(), &key, &result) {
+            Ok(decision) => self.absorb(decision),
+            Err(RecordError::Stale(why)) => debug!("dropped a late measurement: {why}"),
+            Err(err) => {
+                warn!(rollout = %self.spec.name, metric = %metric, "measurement not recorded: {err}")
             }
         }
     }
