@@ -15,8 +15,8 @@ use std::time::Duration;
 use canary_analysis::{MeasurementResult, Timestamp};
 use canary_config::FilterConfig;
 use canary_rollout::{
-    load_rollout, Command, Decision, Event, LoadedRollout, MeasurementKey, Phase, RecordError, Rollout,
-    RolloutSpec,
+    load_rollout, Command, Decision, Event, LoadedRollout, MeasurementKey, Phase, RecordError,
+    Rollout, RolloutSpec,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
@@ -392,7 +392,10 @@ impl Controller {
             let providers = self.providers.clone();
             let metric = due.metric.clone();
             let key = due.key;
-            let (stable, canary) = (self.spec.stable_version.clone(), self.spec.canary_version.clone());
+            let (stable, canary) = (
+                self.spec.stable_version.clone(),
+                self.spec.canary_version.clone(),
+            );
             let results = results.clone();
             tokio::spawn(async move {
                 let names = VersionNames {
@@ -411,7 +414,11 @@ impl Controller {
 
     /// Hands a finished measurement to the state machine.
     fn record(&mut self, done: Finished) {
-        let Finished { key, metric, result } = done;
+        let Finished {
+            key,
+            metric,
+            result,
+        } = done;
         self.shared.metrics.measured(&metric, &result);
         match &result {
             MeasurementResult::Error(err) => {
