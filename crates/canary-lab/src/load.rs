@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderName, HeaderValue, HOST};
 use hyper::Request;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -72,7 +72,7 @@ pub struct Client {
     target: SocketAddr,
     host: String,
     timeout: Duration,
-    inner: HyperClient<HttpConnector, Empty<Bytes>>,
+    inner: HyperClient<HttpConnector, Full<Bytes>>,
 }
 
 impl Client {
@@ -104,75 +104,18 @@ impl Client {
 
     /// `PUT path` with a JSON body.
     pub async fn put_json(&self, path: &str, body: &str) -> Result<Reply, LoadError> {
-        let stream = tokio::net::TcpStream::connect(self.target)
-            .await
-            .map_err(|err| LoadError::Request {
-                target: self.target,
-                reason: err.to_string(),
-            })?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|err| LoadError::Request {
-                    target: self.target,
-                    reason: error_chain(&err),
-                })?;
-        tokio::spawn(connection);
-        let request = Request::put(path)
-            .header(HOST, self.host.as_str())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(Bytes::from(body.to_owned())))
-            .map_err(|err| LoadError::Request {
-                target: self.target,
-                reason: err.to_string(),
-            })?;
-        let exchange = async {
-            let response =
-                sender
-                    .send_request(request)
-                    .await
-                    .map_err(|err| LoadError::Request {
-                        target: self.target,
-                        reason: error_chain(&err),
-                    })?;
-            let status = response.status().as_u16();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|err| LoadError::Request {
-                    target: self.target,
-                    reason: error_chain(&err),
-                })?;
-            Ok(Reply {
-                status,
-                served_by: None,
-                headers: Vec::new(),
-                body: String::from_utf8_lossy(&body.to_bytes()).into_owned(),
-            })
-        };
-        tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| LoadError::Timeout {
-                target: self.target,
-                timeout: self.timeout,
-            })?
+        let mut request = self.request(hyper::Method::PUT, path, Bytes::from(body.to_owned()))?;
+        request.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        self.send(request).await
     }
 
     /// `GET path` with extra headers.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Result<Reply, LoadError> {
-        let mut request = Request::get(format!("http://{}{}", self.target, path))
-            .body(Empty::<Bytes>::new())
-            .map_err(|err| LoadError::Request {
-                target: self.target,
-                reason: err.to_string(),
-            })?;
+        let mut request = self.request(hyper::Method::GET, path, Bytes::new())?;
         let request_headers = request.headers_mut();
-        let host = HeaderValue::from_str(&self.host).map_err(|err| LoadError::BadHeader {
-            name: "host".into(),
-            reason: err.to_string(),
-        })?;
-        request_headers.insert(HOST, host);
         for (name, value) in headers {
             let bad = |reason: String| LoadError::BadHeader {
                 name: (*name).to_owned(),
@@ -183,15 +126,45 @@ impl Client {
                 HeaderValue::from_bytes(value.as_bytes()).map_err(|e| bad(e.to_string()))?;
             request_headers.append(name, value);
         }
+        self.send(request).await
+    }
+
+    /// A request to `path` on the target with this client's `Host`.
+    fn request(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, LoadError> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{}", self.target, path))
+            .body(Full::new(body))
+            .map_err(|err| LoadError::Request {
+                target: self.target,
+                reason: err.to_string(),
+            })?;
+        let host = HeaderValue::from_str(&self.host).map_err(|err| LoadError::BadHeader {
+            name: "host".into(),
+            reason: err.to_string(),
+        })?;
+        request.headers_mut().insert(HOST, host);
+        Ok(request)
+    }
+
+    /// Sends `request` on the pooled connections and reads the whole
+    /// answer, within the client's timeout.
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<Reply, LoadError> {
+        let failed = |reason: String| LoadError::Request {
+            target: self.target,
+            reason,
+        };
         let exchange = async {
             let response = self
                 .inner
                 .request(request)
                 .await
-                .map_err(|err| LoadError::Request {
-                    target: self.target,
-                    reason: error_chain(&err),
-                })?;
+                .map_err(|err| failed(error_chain(&err)))?;
             let status = response.status().as_u16();
             let headers: Vec<(String, String)> = response
                 .headers()
@@ -207,10 +180,7 @@ impl Client {
                 .into_body()
                 .collect()
                 .await
-                .map_err(|err| LoadError::Request {
-                    target: self.target,
-                    reason: error_chain(&err),
-                })?;
+                .map_err(|err| failed(error_chain(&err)))?;
             let served_by = headers
                 .iter()
                 .find(|(n, _)| n == SERVED_BY_HEADER)
