@@ -76,7 +76,7 @@ pub async fn run(
         tokio::select! {
             _ = ticks.tick() => {}
             _ = &mut interrupt => {
-                drop(stage);
+                stage.shutdown().await;
                 return Err(DemoError::Interrupted);
             }
         }

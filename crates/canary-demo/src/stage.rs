@@ -40,8 +40,6 @@ fn start_error(what: &'static str) -> impl Fn(String) -> StageError {
 
 /// The running demo.
 pub struct Stage {
-    /// Temporary files (rollout, state, Envoy's configuration and logs).
-    pub dir: TempDir,
     /// Stable upstream, `v1`.
     pub stable: Backend,
     /// Canary upstream, `v2`.
@@ -57,7 +55,14 @@ pub struct Stage {
     /// Commands to the controller.
     pub commands: mpsc::Sender<CommandRequest>,
     stop_controller: Option<oneshot::Sender<()>>,
+    /// Temporary files (rollout, state, Envoy's configuration and logs).
+    /// Declared last so it is removed after everything that writes to it
+    /// has been dropped.
+    pub dir: TempDir,
 }
+
+/// How long a stopping controller gets to finish its current step.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 impl Stage {
     /// Starts everything and the rollout.
@@ -164,6 +169,31 @@ impl Stage {
             Some(task) => task.await.map_err(|e| e.to_string())?,
             None => Err("the controller was already collected".into()),
         }
+    }
+
+    /// Stops everything in order and waits for it: the controller first
+    /// (so it writes nothing more into the temporary folder), then the
+    /// load, then Envoy; the folder goes last. Used on Ctrl-C, where
+    /// dropping alone could race a state write still in flight on another
+    /// worker thread.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop_controller.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.controller.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+                // Awaiting an aborted task returns once it no longer runs.
+                let _ = task.await;
+            }
+        }
+        if let Some(load) = self.load.take() {
+            load.stop().await;
+        }
+        self.envoy.kill();
     }
 
     /// Stops the load and returns what it recorded.
