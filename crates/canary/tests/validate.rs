@@ -66,3 +66,31 @@ fn a_missing_file_is_a_problem_too() {
         "{stderr}"
     );
 }
+
+/// `canary validate … | head -0` and friends: a reader that has gone away
+/// is not a crash. The pipe's read end is closed before the child starts,
+/// so every write the child makes fails with EPIPE.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let example = examples().join("rollout.yaml");
+    let runs: [(&str, Vec<std::ffi::OsString>); 2] = [
+        (
+            "validate",
+            vec!["validate".into(), example.into_os_string()],
+        ),
+        ("crd", vec!["crd".into()]),
+    ];
+    for (name, args) in runs {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = canary()
+            .args(&args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        assert!(output.status.success(), "{name}: {stderr}");
+    }
+}

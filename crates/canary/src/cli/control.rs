@@ -53,9 +53,7 @@ impl Server {
                 } else {
                     render(&status)
                 };
-                // A closed stdout (`| head`) is not worth a panic.
-                let mut out = std::io::stdout().lock();
-                let _ = std::io::Write::write_all(&mut out, text.as_bytes());
+                crate::cli::out(&text);
                 ExitCode::SUCCESS
             }
             Err(err) => {

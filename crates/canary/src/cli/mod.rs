@@ -61,6 +61,15 @@ pub enum Runtime {
     MultiThread,
 }
 
+/// Writes `text` to standard output. A closed stdout (`| head`) is not
+/// worth a panic, so write errors are ignored.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
 /// Builds the runtime, or says why not (as `who: ...`) and returns `None`.
 pub fn runtime(who: &str, flavour: Runtime) -> Option<tokio::runtime::Runtime> {
     let mut builder = match flavour {

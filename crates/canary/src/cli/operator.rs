@@ -141,7 +141,7 @@ impl Crd {
     pub fn run(self) -> ExitCode {
         match canary_operator::resource::crd_yaml() {
             Ok(yaml) => {
-                print!("{yaml}");
+                crate::cli::out(&yaml);
                 ExitCode::SUCCESS
             }
             Err(err) => {
@@ -174,7 +174,7 @@ impl Oci {
     pub fn run(self) -> ExitCode {
         match canary_operator::oci::build(&self.module, &self.out, &self.tag) {
             Ok(image) => {
-                println!("{}", image.manifest.digest);
+                crate::cli::out(&format!("{}\n", image.manifest.digest));
                 eprintln!(
                     "canary oci: wrote {} (tag {}); pin it in a WasmPlugin with `sha256: {}`",
                     self.out.display(),

@@ -32,7 +32,7 @@ impl Upstream {
                     return ExitCode::FAILURE;
                 }
             };
-            println!("listening on {}", backend.addr());
+            crate::cli::out(&format!("listening on {}\n", backend.addr()));
             crate::cli::run::shutdown_signal().await;
             backend.stop().await;
             ExitCode::SUCCESS

@@ -26,8 +26,8 @@ impl Validate {
                     .iter()
                     .filter(|s| matches!(s, Step::Analysis(_)))
                     .count();
-                println!(
-                    "{}: ok: rollout {} ({} → {}), {}, {}{}, {}",
+                crate::cli::out(&format!(
+                    "{}: ok: rollout {} ({} → {}), {}, {}{}, {}\n",
                     self.file.display(),
                     spec.name,
                     spec.stable_version,
@@ -40,7 +40,7 @@ impl Validate {
                         ""
                     },
                     plural(loaded.templates.len(), "template")
-                );
+                ));
                 ExitCode::SUCCESS
             }
             Err(err) => {
