@@ -80,6 +80,17 @@ async fn commands_need_the_token_and_the_cli_drives_the_rollout() {
         })
         .await;
 
+    // Every Envoy shows the pushed 60% in its weight gauges.
+    let applied = controller
+        .wait_for("the Envoys to apply 60%", Duration::from_secs(10), |s| {
+            s.push.applied.as_ref().is_some_and(|a| a.confirmed)
+        })
+        .await;
+    assert_eq!(applied.traffic.canary_weight, 60.0);
+    let (code, stdout, _) = cli(&["status", "--server", &api]);
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("applied by every Envoy"), "{stdout}");
+
     // A command the rollout cannot take now is refused with the reason.
     let (code, _, stderr) = cli(&["retry", "--server", &api, "--token", "s3cret-token"]);
     assert_eq!(code, Some(1));
@@ -91,6 +102,7 @@ async fn commands_need_the_token_and_the_cli_drives_the_rollout() {
     let status: serde_json::Value = serde_json::from_str(&stdout).expect("JSON status");
     assert_eq!(status["traffic"]["canaryWeight"], 60.0);
     assert_eq!(status["phase"], "Paused");
+    assert_eq!(status["push"]["applied"]["confirmed"], true);
 
     // Prometheus text.
     let metrics = raw.get("/metrics", &[]).await.unwrap().body;
@@ -104,6 +116,10 @@ async fn commands_need_the_token_and_the_cli_drives_the_rollout() {
     );
     assert!(
         metrics.contains("canary_pushes_total{rollout=\"app\",result=\"ok\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("canary_push_applied{rollout=\"app\"} 1"),
         "{metrics}"
     );
 

@@ -3,6 +3,7 @@
 //! `canary run` as its own process pushing over ECDS.
 
 mod api;
+mod applied;
 mod crash;
 mod failure;
 mod metrics_down;

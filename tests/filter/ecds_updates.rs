@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use canary_config::stats_names::Metric;
 use canary_e2e::setup::{filter_config, served_by, Rig};
 use canary_lab::envoy::{Delivery, PushOutcome};
 use canary_lab::load::{LoadGenerator, LoadPlan};
@@ -11,10 +12,22 @@ use serde_json::json;
 
 const REJECTED: &str = "extension_config_discovery.http_filter.canary.update_rejected";
 
+/// The filter's `weight_bp` gauges for `v1` and `v2` at `canary` percent.
+fn weights(canary: u64) -> [(String, u64); 2] {
+    [
+        (
+            Metric::Weight.envoy_name("app", "v1"),
+            10_000 - canary * 100,
+        ),
+        (Metric::Weight.envoy_name("app", "v2"), canary * 100),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_update_is_rejected_and_the_previous_split_keeps_serving() {
     let mut rig = Rig::start(Delivery::Ecds, &filter_config(100.0, json!({}))).await;
     assert_eq!(served_by(&rig.send_plain(50).await, "v2"), 50);
+    rig.wait_counters(&weights(100)).await;
 
     let bad_updates = [
         (
@@ -35,12 +48,14 @@ async fn an_invalid_update_is_rejected_and_the_previous_split_keeps_serving() {
             .unwrap();
         assert_eq!(outcome, PushOutcome::Rejected, "{update}");
         assert_eq!(rig.envoy.counter(REJECTED).await.unwrap(), i as u64 + 1);
-        // Still 100% canary: the previous configuration serves.
+        // Still 100% canary: the previous configuration serves, and the
+        // weight gauges still say so.
         assert_eq!(
             served_by(&rig.send_plain(50).await, "v2"),
             50,
             "after {update}"
         );
+        rig.wait_counters(&weights(100)).await;
         let log = rig.envoy.log();
         assert!(
             log.lines()
@@ -60,6 +75,7 @@ async fn an_invalid_update_is_rejected_and_the_previous_split_keeps_serving() {
         .unwrap();
     assert_eq!(outcome, PushOutcome::Applied);
     assert_eq!(served_by(&rig.send_plain(50).await, "v1"), 50);
+    rig.wait_counters(&weights(0)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,6 +68,15 @@ async fn counters_equal_what_each_upstream_served() {
         Some(canary as f64)
     );
     assert!(text.contains("canary_rq_latency_us_bucket{route=\"app\",version=\"v2\",le=\"1000\"}"));
+    // The split in force, in hundredths of a percent.
+    assert_eq!(
+        prometheus_sample(&text, "canary_weight_bp", "v2"),
+        Some(3000.0)
+    );
+    assert_eq!(
+        prometheus_sample(&text, "canary_weight_bp", "v1"),
+        Some(7000.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,6 +29,7 @@ pub enum LogLevel {
 #[repr(u32)]
 pub enum MetricType {
     Counter = 0,
+    Gauge = 1,
     Histogram = 2,
 }
 

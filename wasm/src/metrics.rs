@@ -31,6 +31,7 @@ impl Counters {
         let host_kind = match kind {
             MetricKind::Counter => MetricType::Counter,
             MetricKind::Histogram => MetricType::Histogram,
+            MetricKind::Gauge => MetricType::Gauge,
         };
         let id = host::define_metric(host_kind, name)?;
         self.defined.push((name.to_owned(), id));
@@ -50,6 +51,12 @@ impl Counters {
         if let Some((_, id)) = slot.and_then(|slot| self.defined.get(slot)) {
             host::record(*id, value);
         }
+    }
+
+    /// Sets the gauge in `slot`.
+    pub fn set(&self, slot: Option<usize>, value: u64) {
+        // A gauge's `record` sets its value.
+        self.record(slot, value);
     }
 
     /// Hands every pending increment to the host.
@@ -92,6 +99,23 @@ impl RouteMetrics {
             })
             .collect();
         RouteMetrics { table }
+    }
+
+    /// Publishes each route entry's split in its `weight_bp` gauges: the
+    /// canary's weight, and the rest for stable (all of it when the entry
+    /// has no canary).
+    pub fn publish_weights(&self, config: &CompiledConfig, counters: &Counters) {
+        for (index, route) in config.routes.iter().enumerate() {
+            let canary = u64::from(route.weight.basis_points());
+            let full = u64::from(canary_config::weight::BUCKETS);
+            let gauge = |version| self.slot(index, version, Metric::Weight);
+            if route.canary.is_some() {
+                counters.set(gauge(Version::Stable), full.saturating_sub(canary));
+                counters.set(gauge(Version::Canary), canary);
+            } else {
+                counters.set(gauge(Version::Stable), full);
+            }
+        }
     }
 
     /// The slot of `metric` of `version` of route entry `route`.

@@ -40,6 +40,7 @@ pub fn configure(root: u32) -> bool {
     };
     let accepted = vm::with(|vm| {
         let metrics = RouteMetrics::define(&config, &mut vm.counters);
+        metrics.publish_weights(&config, &vm.counters);
         let needs_authority = config.routes.iter().any(|route| {
             !route
                 .hosts

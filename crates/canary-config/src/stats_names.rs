@@ -47,6 +47,11 @@ pub enum Metric {
     /// Histogram: time from request headers to the end of the stream, in
     /// microseconds; its count is the number of completed requests.
     LatencyMicros,
+    /// Gauge: the share of the route entry's traffic the configuration in
+    /// force sends to this version, in hundredths of a percent (0 to
+    /// 10 000). Set when a configuration is applied, never per request, so
+    /// the controller can see that a push took effect in the proxy.
+    Weight,
 }
 
 /// Whether a metric is a counter or a histogram.
@@ -56,11 +61,13 @@ pub enum MetricKind {
     Counter,
     /// Histogram.
     Histogram,
+    /// Gauge (set, not added to).
+    Gauge,
 }
 
 impl Metric {
     /// All metrics, in a fixed order (the filter's table layout).
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 8] = [
         Metric::Requests,
         Metric::Responses2xx,
         Metric::Responses3xx,
@@ -68,6 +75,7 @@ impl Metric {
         Metric::Responses5xx,
         Metric::Errors,
         Metric::LatencyMicros,
+        Metric::Weight,
     ];
 
     /// The last segment of the metric's name.
@@ -80,6 +88,7 @@ impl Metric {
             Metric::Responses5xx => "rq_5xx",
             Metric::Errors => "rq_error",
             Metric::LatencyMicros => "rq_latency_us",
+            Metric::Weight => "weight_bp",
         }
     }
 
@@ -87,6 +96,7 @@ impl Metric {
     pub const fn kind(self) -> MetricKind {
         match self {
             Metric::LatencyMicros => MetricKind::Histogram,
+            Metric::Weight => MetricKind::Gauge,
             _ => MetricKind::Counter,
         }
     }
@@ -101,6 +111,7 @@ impl Metric {
             Metric::Responses5xx => 4,
             Metric::Errors => 5,
             Metric::LatencyMicros => 6,
+            Metric::Weight => 7,
         }
     }
 

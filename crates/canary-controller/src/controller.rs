@@ -21,12 +21,14 @@ use canary_rollout::{
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
+use crate::applied;
 use crate::clock::Clock;
+use crate::envoy_stats::VersionKey;
 use crate::measure::Providers;
 use crate::metrics::ControllerMetrics;
 use crate::providers::envoy::VersionNames;
 use crate::push::Pusher;
-use crate::status::{self, PushView, StatusView};
+use crate::status::{self, AppliedView, PushView, StatusView};
 use crate::store::{PushRecord, Saved, StateStore, StoreError, FORMAT};
 
 /// Events kept for `/status` and the state file.
@@ -34,6 +36,10 @@ pub const EVENTS_KEPT: usize = 200;
 
 /// How often a failed push is retried.
 pub const PUSH_RETRY: Duration = Duration::from_secs(1);
+
+/// How long the proxies may take to show a push before the controller
+/// warns that they do not.
+pub const APPLY_WARNING: Duration = Duration::from_secs(10);
 
 /// How often the loop looks again while measurements are in flight.
 pub const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
@@ -151,8 +157,17 @@ pub struct Controller {
     events: VecDeque<Event>,
     pushed: Option<PushRecord>,
     push_view: PushView,
+    applying: Option<Applying>,
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
+}
+
+/// The last push, until the Envoys show it in effect.
+struct Applying {
+    /// The `weight_bp` gauge values it sets.
+    expected: Vec<(VersionKey, u64)>,
+    pushed_at: Timestamp,
+    warned: bool,
 }
 
 /// Reads secrets for `valueFrom.secretKeyRef` args from the environment:
@@ -275,6 +290,7 @@ impl Controller {
             events,
             pushed,
             push_view,
+            applying: None,
             shared,
             clock,
         };
@@ -317,6 +333,7 @@ impl Controller {
             let decision = self.rollout.tick(self.clock.now());
             self.absorb(decision);
             self.settle(false).await?;
+            self.check_applied();
             if !self.config.watch {
                 match self.rollout.phase() {
                     Phase::Promoted => break Outcome::Promoted,
@@ -370,6 +387,9 @@ impl Controller {
         };
         if self.push_view.pending {
             wait = wait.min(PUSH_RETRY);
+        }
+        if self.applying.is_some() {
+            wait = wait.min(self.config.scrape_interval);
         }
         if self.config.watch {
             wait = wait.min(WATCH_INTERVAL);
@@ -518,6 +538,14 @@ impl Controller {
                 self.push_view.last_error = None;
                 self.push_view.last_version = receipt.version.clone();
                 self.push_view.last_at = Some(now.millis());
+                if self.providers.envoy.is_some() {
+                    self.applying = Some(Applying {
+                        expected: applied::expected(&config, &self.spec.routes),
+                        pushed_at: now,
+                        warned: false,
+                    });
+                    self.push_view.applied = Some(AppliedView::default());
+                }
                 self.pushed = Some(PushRecord {
                     config,
                     version: receipt.version,
@@ -531,6 +559,63 @@ impl Controller {
                 self.push_view.last_error = Some(err.to_string());
                 self.shared.metrics.pushed(false);
             }
+        }
+    }
+
+    /// Compares the newest scrape of the Envoys' `weight_bp` gauges with
+    /// the last push: logs and reports when they show it, warns once when
+    /// they still do not after [`APPLY_WARNING`].
+    fn check_applied(&mut self) {
+        let (Some(applying), Some(envoy)) = (self.applying.as_mut(), self.providers.envoy.as_ref())
+        else {
+            return;
+        };
+        let now = self.clock.now();
+        let seen = envoy
+            .latest_weights(applying.pushed_at)
+            .map(|weights| applied::check(&applying.expected, &weights, envoy.endpoints().len()));
+        let view = match seen {
+            Some(Ok(())) => {
+                let after = now.since(applying.pushed_at);
+                info!(
+                    rollout = %self.spec.name,
+                    traffic = %self.rollout.traffic(),
+                    "every Envoy applies the pushed split ({} ms after the push)",
+                    after.as_millis()
+                );
+                self.applying = None;
+                AppliedView {
+                    confirmed: true,
+                    after_ms: Some(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
+                    differs: None,
+                }
+            }
+            Some(Err(differs)) => AppliedView {
+                confirmed: false,
+                after_ms: None,
+                differs: Some(differs),
+            },
+            None => AppliedView {
+                confirmed: false,
+                after_ms: None,
+                differs: Some("no scrape of Envoy's stats since the push".to_owned()),
+            },
+        };
+        if let Some(applying) = self.applying.as_mut() {
+            if !applying.warned && now.since(applying.pushed_at) >= APPLY_WARNING {
+                applying.warned = true;
+                warn!(
+                    rollout = %self.spec.name,
+                    traffic = %self.rollout.traffic(),
+                    "{} s after the push the Envoys do not show it in effect: {}",
+                    APPLY_WARNING.as_secs(),
+                    view.differs.as_deref().unwrap_or_default()
+                );
+            }
+        }
+        if self.push_view.applied.as_ref() != Some(&view) {
+            self.push_view.applied = Some(view);
+            self.publish();
         }
     }
 

@@ -50,6 +50,9 @@ pub struct Snapshot {
     pub latency: BTreeMap<VersionKey, Histogram>,
     /// Cluster health by cluster name.
     pub clusters: BTreeMap<String, ClusterHealth>,
+    /// The filter's `weight_bp` gauges by (route, version): one value per
+    /// Envoy (gauges are compared, never summed).
+    pub weights: crate::applied::Weights,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +132,13 @@ impl Snapshot {
 
     fn add_value(&mut self, name: &str, value: u64) {
         if let Some(parsed) = parse_envoy_name(name) {
+            if parsed.metric == Metric::Weight {
+                self.weights
+                    .entry((parsed.route.to_owned(), parsed.version.to_owned()))
+                    .or_default()
+                    .push(value);
+                return;
+            }
             let key = (
                 (parsed.route.to_owned(), parsed.version.to_owned()),
                 parsed.metric,
@@ -173,6 +183,12 @@ impl Snapshot {
         }
         for (key, histogram) in &other.latency {
             self.latency.entry(key.clone()).or_default().add(histogram);
+        }
+        for (key, values) in &other.weights {
+            self.weights
+                .entry(key.clone())
+                .or_default()
+                .extend_from_slice(values);
         }
         for (name, health) in &other.clusters {
             let entry = self.clusters.entry(name.clone()).or_default();
@@ -387,6 +403,7 @@ mod tests {
         {"name":"wasmcustom.canary.route.app.version.v2.rq_2xx","value":95},
         {"name":"wasmcustom.canary.route.app.version.v2.rq_5xx","value":5},
         {"name":"wasmcustom.canary.route.app.version.v2.rq_error","value":7},
+        {"name":"wasmcustom.canary.route.app.version.v2.weight_bp","value":1000},
         {"name":"cluster.canary.membership_healthy","value":1},
         {"name":"cluster.canary.membership_total","value":2},
         {"name":"server.uptime","value":3},
@@ -410,6 +427,20 @@ mod tests {
             }
         );
         assert_eq!(s.latency[&("app".into(), "v2".into())].count(), 100);
+        // The weight gauge is kept apart from the counters.
+        assert_eq!(s.weights[&("app".into(), "v2".into())], vec![1000]);
+        assert_eq!(s.counter("app", "v2", Metric::Weight), 0);
+    }
+
+    #[test]
+    fn merging_sums_counters_but_keeps_each_envoys_weight() {
+        let mut total = Snapshot::parse_admin_json(ADMIN).unwrap();
+        total.merge(&Snapshot::parse_admin_json(ADMIN).unwrap());
+        assert_eq!(total.counter("app", "v2", Metric::Requests), 220);
+        assert_eq!(
+            total.weights[&("app".into(), "v2".into())],
+            vec![1000, 1000]
+        );
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //!   stats, Prometheus, web, Kubernetes).
 //! - [`envoy_stats`]: the filter's stats from Envoy's admin endpoint, and
 //!   window values from the difference between two scrapes.
-//! - [`push`]: delivering a filter configuration (ECDS file, dry run).
+//! - [`push`]: delivering a filter configuration (ECDS file, dry run);
+//!   [`applied`]: whether the proxies show it in effect.
 //! - [`store`] and [`atomic_file`]: the persisted position.
 //! - [`api`], [`client`], [`status`], [`metrics`]: the HTTP API, its client,
 //!   what it reports.
 //! - [`clock`]: the time, passed in.
 
 pub mod api;
+pub mod applied;
 pub mod atomic_file;
 pub mod client;
 pub mod clock;

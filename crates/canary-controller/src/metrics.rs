@@ -171,6 +171,18 @@ impl ControllerMetrics {
             "canary_pushes_total{{rollout=\"{rollout}\",result=\"failed\"}} {}",
             counts.pushes_failed
         );
+        if let Some(applied) = &status.push.applied {
+            let _ = writeln!(
+                out,
+                "# HELP canary_push_applied Whether every Envoy shows the last push in effect (1) or not yet (0)."
+            );
+            let _ = writeln!(out, "# TYPE canary_push_applied gauge");
+            let _ = writeln!(
+                out,
+                "canary_push_applied{{rollout=\"{rollout}\"}} {}",
+                u8::from(applied.confirmed)
+            );
+        }
         out
     }
 }
@@ -204,11 +216,12 @@ mod tests {
         metrics.measured("error-rate", &MeasurementResult::error("down"));
         metrics.decided(EventKind::Aborted);
         metrics.pushed(true);
-        let status = StatusView {
+        let mut status = StatusView {
             rollout: "web".into(),
             phase: "Aborted".into(),
             ..StatusView::default()
         };
+        status.push.applied = Some(crate::status::AppliedView::default());
         metrics.observe(&status);
         let text = metrics.render();
         assert!(
@@ -224,5 +237,6 @@ mod tests {
         );
         assert!(text.contains("canary_decisions_total{rollout=\"web\",kind=\"Aborted\"} 1"));
         assert!(text.contains("canary_pushes_total{rollout=\"web\",result=\"ok\"} 1"));
+        assert!(text.contains("canary_push_applied{rollout=\"web\"} 0"));
     }
 }

@@ -148,6 +148,25 @@ pub struct PushView {
     pub last_error: Option<String>,
     /// Whether the split in force is still waiting to be pushed.
     pub pending: bool,
+    /// Whether the Envoys read through the `envoy` provider show the last
+    /// push in effect (from the filter's `weight_bp` gauges); absent when
+    /// no Envoy admin endpoint is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedView>,
+}
+
+/// What the proxies show of the last push.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedView {
+    /// Every Envoy shows the pushed split.
+    pub confirmed: bool,
+    /// Milliseconds from the push to the first scrape that showed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_ms: Option<u64>,
+    /// While not confirmed: what the Envoys show instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differs: Option<String>,
 }
 
 /// Builds the view of `rollout` at `now`.

@@ -107,6 +107,16 @@ impl EnvoySource {
         }
     }
 
+    /// The `weight_bp` gauges of the newest scrape, if one was taken at or
+    /// after `since`.
+    pub fn latest_weights(&self, since: Timestamp) -> Option<crate::applied::Weights> {
+        let history = self.history.lock().ok()?;
+        history
+            .back()
+            .filter(|(taken, _)| *taken >= since)
+            .map(|(_, snapshot)| snapshot.weights.clone())
+    }
+
     /// The newest scrape taken at or before `at`, else the oldest.
     fn baseline(&self, at: Timestamp, before: Timestamp) -> Option<(Timestamp, Snapshot)> {
         let history = self.history.lock().ok()?;
