@@ -32,6 +32,15 @@ async fn fault_at_ten_percent(faults: Faults, name: &str) {
         controller.log()
     );
 
+    // Before exiting, the controller saw the rollback in Envoy's own
+    // weight gauges.
+    let log = controller.log();
+    let confirmed = log
+        .lines()
+        .rfind(|l| l.contains("every Envoy applies the pushed split"))
+        .unwrap_or_else(|| panic!("the rollback was never confirmed:\n{log}"));
+    assert!(confirmed.contains("v2 0%, v1 100%"), "{confirmed}");
+
     let pushed = stage.pushed();
     assert_eq!(pushed.routes[0].stable, "v1");
     assert_eq!(

@@ -360,10 +360,22 @@ impl Controller {
                 self.check_rollout_file().await;
             }
         };
+        self.settle(false).await?;
+        if outcome != Outcome::Stopped {
+            // The last push (a rollback or the promotion) is the one that
+            // matters most: wait until the Envoys show it, or until the
+            // warning says they do not.
+            while self.applying.as_ref().is_some_and(|a| !a.warned) {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.scrape_interval) => {}
+                    _ = &mut shutdown => break,
+                }
+                self.check_applied();
+            }
+        }
         if let Some(scraper) = scraper {
             scraper.abort();
         }
-        self.settle(false).await?;
         info!(rollout = %self.spec.name, outcome = ?outcome, traffic = %self.rollout.traffic(), "controller stopping");
         Ok(outcome)
     }
