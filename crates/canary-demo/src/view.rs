@@ -131,6 +131,26 @@ pub fn frame(
         bar(t.canary_weight, yellow),
         t.canary_weight
     );
+    match &status.push.applied {
+        Some(applied) if applied.confirmed => {
+            let after = applied
+                .after_ms
+                .map(|ms| format!(", {ms} ms after the push"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{dim}envoy{reset}  {green}✔{reset} applies this split (its weight gauges{after})"
+            );
+        }
+        Some(applied) => {
+            let _ = writeln!(
+                out,
+                "{dim}envoy{reset}  {yellow}…{reset} not showing this split yet: {}",
+                applied.differs.as_deref().unwrap_or("waiting for a scrape")
+            );
+        }
+        None => {}
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -299,5 +319,27 @@ mod tests {
     fn clock_format() {
         assert_eq!(clock(Duration::from_millis(61_500)), "01:01.5");
         assert_eq!(clock(Duration::ZERO), "00:00.0");
+    }
+
+    #[test]
+    fn the_frame_says_whether_envoy_applies_the_split() {
+        use canary_controller::status::AppliedView;
+        let mut status = StatusView::default();
+        let frame_of =
+            |status: &StatusView| frame("t", Duration::ZERO, status, &BTreeMap::new(), &[]);
+        assert!(!frame_of(&status).contains("this split"));
+        status.push.applied = Some(AppliedView {
+            confirmed: false,
+            after_ms: None,
+            differs: Some("route app: 1 of 1 Envoys send 0% to v2, pushed 10%".into()),
+        });
+        assert!(frame_of(&status).contains("not showing this split yet: route app: 1 of 1"));
+        status.push.applied = Some(AppliedView {
+            confirmed: true,
+            after_ms: Some(12),
+            differs: None,
+        });
+        assert!(frame_of(&status)
+            .contains("applies this split (its weight gauges, 12 ms after the push)"));
     }
 }
