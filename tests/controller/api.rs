@@ -8,23 +8,7 @@ use std::time::Duration;
 
 use canary_lab::load::Client;
 
-use crate::stage::Stage;
-
-const ROLLOUT: &str = r#"apiVersion: canary.dev/v1alpha1
-kind: CanaryRollout
-metadata:
-  name: app
-spec:
-  routes: [app]
-  stableVersion: v1
-  canaryVersion: v2
-  steps:
-  - setWeight: 20
-  - pause: {}
-  - setWeight: 60
-  - pause: {}
-  - setWeight: 100
-"#;
+use crate::stage::{rollout, Stage};
 
 fn cli(args: &[&str]) -> (Option<i32>, String, String) {
     let binary = canary_lab::paths::canary_binary().unwrap_or_else(|e| panic!("{e}"));
@@ -42,7 +26,17 @@ fn cli(args: &[&str]) -> (Option<i32>, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_need_the_token_and_the_cli_drives_the_rollout() {
     let stage = Stage::start(false).await;
-    let rollout = stage.write_rollout(ROLLOUT);
+    let rollout = stage.write_rollout(&rollout(
+        "v2",
+        "",
+        &[
+            "setWeight: 20",
+            "pause: {}",
+            "setWeight: 60",
+            "pause: {}",
+            "setWeight: 100",
+        ],
+    ));
     let mut args = stage.run_args(&rollout, &stage.admin_url());
     args.extend(["--token".to_owned(), "s3cret-token".to_owned()]);
     let mut controller = stage.controller(&args).await;

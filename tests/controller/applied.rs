@@ -5,25 +5,12 @@
 
 use std::time::Duration;
 
-use crate::stage::Stage;
-
-const ROLLOUT: &str = r#"apiVersion: canary.dev/v1alpha1
-kind: CanaryRollout
-metadata:
-  name: app
-spec:
-  routes: [app]
-  stableVersion: v1
-  canaryVersion: v2
-  steps:
-  - setWeight: 20
-  - pause: {}
-"#;
+use crate::stage::{rollout, Stage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_envoy_never_loads_is_reported_and_warned_about() {
     let stage = Stage::start(false).await;
-    let rollout = stage.write_rollout(ROLLOUT);
+    let rollout = stage.write_rollout(&rollout("v2", "", &["setWeight: 20", "pause: {}"]));
     let mut args = stage.run_args(&rollout, &stage.admin_url());
     // Same resource, but a copy this Envoy does not watch.
     let elsewhere = stage.dir.path().join("not-watched.ecds.yaml");

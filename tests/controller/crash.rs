@@ -6,31 +6,25 @@ use std::time::Duration;
 
 use canary_rollout::EventKind;
 
-use crate::stage::Stage;
-
-const ROLLOUT: &str = r#"apiVersion: canary.dev/v1alpha1
-kind: CanaryRollout
-metadata:
-  name: app
-spec:
-  routes: [app]
-  stableVersion: v1
-  canaryVersion: v2
-  steps:
-  - setWeight: 10
-  - pause: {duration: 1s}
-  - setWeight: 25
-  - pause: {}
-  - setWeight: 50
-  - pause: {duration: 1s}
-  - setWeight: 100
-"#;
+use crate::stage::{rollout, Stage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_controller_resumes_where_it_was() {
     let mut stage = Stage::start(false).await;
     stage.start_load();
-    let rollout = stage.write_rollout(ROLLOUT);
+    let rollout = stage.write_rollout(&rollout(
+        "v2",
+        "",
+        &[
+            "setWeight: 10",
+            "pause: {duration: 1s}",
+            "setWeight: 25",
+            "pause: {}",
+            "setWeight: 50",
+            "pause: {duration: 1s}",
+            "setWeight: 100",
+        ],
+    ));
     let args = stage.run_args(&rollout, &stage.admin_url());
     let mut first = stage.controller(&args).await;
     let before = first

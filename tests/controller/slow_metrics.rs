@@ -20,20 +20,17 @@ async fn an_abort_is_not_held_up_by_a_hanging_measurement() {
     });
 
     let stage = Stage::start(false).await;
+    let steps = crate::stage::rollout(
+        "v2",
+        "",
+        &[
+            "setWeight: 10",
+            "analysis: {templates: [{templateName: slow}]}",
+            "setWeight: 100",
+        ],
+    );
     let rollout = stage.write_rollout(&format!(
-        r#"apiVersion: canary.dev/v1alpha1
-kind: CanaryRollout
-metadata:
-  name: app
-spec:
-  routes: [app]
-  stableVersion: v1
-  canaryVersion: v2
-  steps:
-  - setWeight: 10
-  - analysis: {{templates: [{{templateName: slow}}]}}
-  - setWeight: 100
----
+        r#"{steps}---
 apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata:

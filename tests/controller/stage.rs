@@ -175,19 +175,34 @@ pub fn unix_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// A rollout `app` on route entry `app` from `v1` to `canary`, with
+/// `spec_fields` (indented YAML lines, or empty) and `steps` (one list item
+/// each, e.g. `setWeight: 20`).
+pub fn rollout(canary: &str, spec_fields: &str, steps: &[&str]) -> String {
+    let mut yaml = format!(
+        "apiVersion: canary.dev/v1alpha1\nkind: CanaryRollout\nmetadata:\n  name: app\nspec:\n  routes: [app]\n  stableVersion: v1\n  canaryVersion: {canary}\n{spec_fields}  steps:\n"
+    );
+    for step in steps {
+        yaml.push_str(&format!("  - {step}\n"));
+    }
+    yaml
+}
+
 /// The seed's rollout scaled to about a second per wait: 10 → 25 → 50 →
 /// 75 → 100, each weight followed by a pause and the pod-health analysis
 /// (readiness from Envoy's health checks ≥ 0.5, CPU from Prometheus ≤ 0.9,
 /// the canary's error rate from the filter's stats ≤ 5%), every metric
 /// with interval 1s, count 3, failureLimit 2.
 pub fn seed_rollout(extra_metric_fields: &str, with_cpu: bool) -> String {
-    let mut steps = String::new();
+    let mut steps = Vec::new();
     for weight in [10, 25, 50, 75] {
-        steps.push_str(&format!(
-            "  - setWeight: {weight}\n  - pause: {{duration: 1s}}\n  - analysis: {{templates: [{{templateName: pod-health}}]}}\n"
-        ));
+        steps.push(format!("setWeight: {weight}"));
+        steps.push("pause: {duration: 1s}".to_owned());
+        steps.push("analysis: {templates: [{templateName: pod-health}]}".to_owned());
     }
-    steps.push_str("  - setWeight: 100\n");
+    steps.push("setWeight: 100".to_owned());
+    let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+    let rollout = rollout("v2", "  progressDeadline: 60s\n", &steps);
     let cpu = if with_cpu {
         format!(
             r#"  - name: cpu
@@ -204,17 +219,7 @@ pub fn seed_rollout(extra_metric_fields: &str, with_cpu: bool) -> String {
         String::new()
     };
     format!(
-        r#"apiVersion: canary.dev/v1alpha1
-kind: CanaryRollout
-metadata:
-  name: app
-spec:
-  routes: [app]
-  stableVersion: v1
-  canaryVersion: v2
-  progressDeadline: 60s
-  steps:
-{steps}---
+        r#"{rollout}---
 apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata:

@@ -7,20 +7,7 @@ use std::time::Duration;
 use crate::stage::Stage;
 
 fn rollout(canary: &str) -> String {
-    format!(
-        r#"apiVersion: canary.dev/v1alpha1
-kind: CanaryRollout
-metadata:
-  name: app
-spec:
-  routes: [app]
-  stableVersion: v1
-  canaryVersion: {canary}
-  steps:
-  - setWeight: 30
-  - pause: {{}}
-"#
-    )
+    crate::stage::rollout(canary, "", &["setWeight: 30", "pause: {}"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@
 //! the VM and handed to the host every [`FLUSH_MILLIS`]; histogram samples
 //! go to the host as they happen.
 
-use canary_config::stats_names::{Metric, MetricKind};
+use canary_config::stats_names::{weight_gauges, Metric, MetricKind};
 use canary_config::{CompiledConfig, Version};
 
 use crate::host::{self, MetricType};
@@ -106,14 +106,8 @@ impl RouteMetrics {
     /// has no canary).
     pub fn publish_weights(&self, config: &CompiledConfig, counters: &Counters) {
         for (index, route) in config.routes.iter().enumerate() {
-            let canary = u64::from(route.weight.basis_points());
-            let full = u64::from(canary_config::weight::BUCKETS);
-            let gauge = |version| self.slot(index, version, Metric::Weight);
-            if route.canary.is_some() {
-                counters.set(gauge(Version::Stable), full.saturating_sub(canary));
-                counters.set(gauge(Version::Canary), canary);
-            } else {
-                counters.set(gauge(Version::Stable), full);
+            for (version, value) in weight_gauges(route.weight, route.canary.is_some()) {
+                counters.set(self.slot(index, version, Metric::Weight), value);
             }
         }
     }

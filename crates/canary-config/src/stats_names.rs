@@ -167,9 +167,38 @@ pub fn parse_envoy_name(name: &str) -> Option<ParsedName<'_>> {
     })
 }
 
+/// The [`Metric::Weight`] values a route entry's split sets, by version:
+/// the canary's weight, and the rest for stable (all of it when the entry
+/// has no canary). The filter publishes them; the controller expects them.
+pub fn weight_gauges(
+    weight: crate::weight::Weight,
+    has_canary: bool,
+) -> impl Iterator<Item = (crate::Version, u64)> {
+    let full = u64::from(crate::weight::BUCKETS);
+    let canary = has_canary.then(|| u64::from(weight.basis_points()));
+    let stable = full.saturating_sub(canary.unwrap_or(0));
+    std::iter::once((crate::Version::Stable, stable))
+        .chain(canary.map(|bp| (crate::Version::Canary, bp)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weight_gauges_split_all_traffic() {
+        use crate::weight::Weight;
+        use crate::Version;
+        let split = |percent, has_canary| {
+            let weight = Weight::from_percent(percent).expect("valid");
+            weight_gauges(weight, has_canary).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            split(12.5, true),
+            vec![(Version::Stable, 8750), (Version::Canary, 1250)]
+        );
+        assert_eq!(split(0.0, false), vec![(Version::Stable, 10_000)]);
+    }
 
     #[test]
     fn names_round_trip() {

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use canary_config::weight::BUCKETS;
-use canary_config::FilterConfig;
+use canary_config::stats_names::weight_gauges;
+use canary_config::{FilterConfig, Version};
 
 use crate::envoy_stats::VersionKey;
 
@@ -17,19 +17,14 @@ pub type Weights = BTreeMap<VersionKey, Vec<u64>>;
 
 /// The `weight_bp` values `config` sets on the route entries `routes`.
 pub fn expected(config: &FilterConfig, routes: &[String]) -> Vec<(VersionKey, u64)> {
-    let full = u64::from(BUCKETS);
     let mut expected = Vec::new();
     for entry in config.routes.iter().filter(|e| routes.contains(&e.name)) {
-        let canary = u64::from(entry.canary_weight.basis_points());
-        match &entry.canary {
-            Some(name) if *name != entry.stable => {
-                expected.push((
-                    (entry.name.clone(), entry.stable.clone()),
-                    full.saturating_sub(canary),
-                ));
-                expected.push(((entry.name.clone(), name.clone()), canary));
-            }
-            _ => expected.push(((entry.name.clone(), entry.stable.clone()), full)),
+        for (version, value) in weight_gauges(entry.canary_weight, entry.canary.is_some()) {
+            let name = match (version, &entry.canary) {
+                (Version::Canary, Some(canary)) => canary,
+                _ => &entry.stable,
+            };
+            expected.push(((entry.name.clone(), name.clone()), value));
         }
     }
     expected

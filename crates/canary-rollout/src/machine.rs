@@ -477,7 +477,7 @@ impl Rollout {
             (Command::PromoteFull, Status::Progressing) => {
                 self.promote_now(
                     now,
-                    "promoted fully by a person, skipping the remaining steps",
+                    "promoted fully by a person; the remaining steps do not run",
                     &mut events,
                 );
             }
