@@ -169,6 +169,23 @@ pub struct AppliedView {
     pub differs: Option<String>,
 }
 
+impl AppliedView {
+    /// In words: `applied by every Envoy, N ms after the push`, or
+    /// `not applied yet: ` and what the Envoys show instead.
+    pub fn describe(&self) -> String {
+        match (self.confirmed, self.after_ms) {
+            (true, Some(ms)) => format!("applied by every Envoy, {ms} ms after the push"),
+            (true, None) => "applied by every Envoy".to_owned(),
+            (false, _) => format!(
+                "not applied yet: {}",
+                self.differs
+                    .as_deref()
+                    .unwrap_or("waiting for a scrape of Envoy's stats")
+            ),
+        }
+    }
+}
+
 /// Builds the view of `rollout` at `now`.
 pub fn view(rollout: &Rollout, events: &[Event], push: PushView, now: Timestamp) -> StatusView {
     let spec = rollout.spec();

@@ -131,25 +131,13 @@ pub fn frame(
         bar(t.canary_weight, yellow),
         t.canary_weight
     );
-    match &status.push.applied {
-        Some(applied) if applied.confirmed => {
-            let after = applied
-                .after_ms
-                .map(|ms| format!(", {ms} ms after the push"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{dim}envoy{reset}  {green}✔{reset} applies this split (its weight gauges{after})"
-            );
-        }
-        Some(applied) => {
-            let _ = writeln!(
-                out,
-                "{dim}envoy{reset}  {yellow}…{reset} not showing this split yet: {}",
-                applied.differs.as_deref().unwrap_or("waiting for a scrape")
-            );
-        }
-        None => {}
+    if let Some(applied) = &status.push.applied {
+        let mark = if applied.confirmed {
+            format!("{green}✔{reset}")
+        } else {
+            format!("{yellow}…{reset}")
+        };
+        let _ = writeln!(out, "{dim}envoy{reset}  {mark} {}", applied.describe());
     }
     let _ = writeln!(out);
     let _ = writeln!(
@@ -327,19 +315,18 @@ mod tests {
         let mut status = StatusView::default();
         let frame_of =
             |status: &StatusView| frame("t", Duration::ZERO, status, &BTreeMap::new(), &[]);
-        assert!(!frame_of(&status).contains("this split"));
+        assert!(!frame_of(&status).contains("applied"));
         status.push.applied = Some(AppliedView {
             confirmed: false,
             after_ms: None,
             differs: Some("route app: 1 of 1 Envoys send 0% to v2, pushed 10%".into()),
         });
-        assert!(frame_of(&status).contains("not showing this split yet: route app: 1 of 1"));
+        assert!(frame_of(&status).contains("not applied yet: route app: 1 of 1"));
         status.push.applied = Some(AppliedView {
             confirmed: true,
             after_ms: Some(12),
             differs: None,
         });
-        assert!(frame_of(&status)
-            .contains("applies this split (its weight gauges, 12 ms after the push)"));
+        assert!(frame_of(&status).contains("applied by every Envoy, 12 ms after the push"));
     }
 }

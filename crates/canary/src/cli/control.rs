@@ -151,19 +151,8 @@ pub fn render(status: &StatusView) -> String {
     if let Some(err) = &push.last_error {
         out.push_str(&format!("  last error: {err}\n"));
     }
-    match &push.applied {
-        Some(applied) if applied.confirmed => out.push_str(&format!(
-            "  applied by every Envoy{}\n",
-            applied
-                .after_ms
-                .map(|ms| format!(", {ms} ms after the push"))
-                .unwrap_or_default()
-        )),
-        Some(applied) => out.push_str(&format!(
-            "  NOT YET APPLIED: {}\n",
-            applied.differs.as_deref().unwrap_or("waiting for a scrape")
-        )),
-        None => {}
+    if let Some(applied) = &push.applied {
+        out.push_str(&format!("  {}\n", applied.describe()));
     }
     let recent = status.events.len().saturating_sub(8);
     if status.events.len() > recent {
