@@ -52,6 +52,24 @@ pub enum EventKind {
     Aborted,
     /// The rollout was started again after an abort.
     Retried,
+    /// Every proxy shows the split decided last.
+    SplitInForce,
+    /// A push of the split failed (it is retried).
+    PushFailed,
+    /// A proxy showed the canary more traffic than intended: the intended
+    /// split was pushed again at once.
+    DriftUp,
+    /// The proxies showed the canary less traffic than intended: paused
+    /// until a person resumes or aborts.
+    DriftDown,
+    /// The in-proxy guard of a proxy stopped the canary's traffic.
+    GuardTripped,
+    /// A split was not seen in force within the rollout's deadline.
+    SplitNotSeen,
+    /// The saved position does not fit the rollout as it is now.
+    SpecMismatch,
+    /// The controller cannot go on and fails toward stable.
+    Fatal,
 }
 
 impl fmt::Display for Event {

@@ -4,13 +4,19 @@
 //! - [`spec`], [`read`], [`load`]: the rollout file and its templates,
 //!   checked with `file:line: field.path: reason` problems.
 //! - [`machine`]: phases, commands, decisions and events.
+//! - [`driver`]: the one driver every shell runs: the machine gated on
+//!   what the proxies show, pushes, drift, positions and the report.
 //! - [`traffic`]: the split, and the filter configuration that carries it.
 //! - [`event`], [`command`]: what the machine says and hears.
 
 pub mod command;
+pub mod driver;
 pub mod event;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod load;
 pub mod machine;
+pub mod ports;
 pub mod read;
 pub mod spec;
 pub mod traffic;

@@ -58,6 +58,10 @@ pub enum PauseReason {
     Step,
     /// A person paused it.
     Manual,
+    /// The proxies showed the canary a smaller share than intended after
+    /// they had shown the intended one (someone lowered it behind the
+    /// rollout's back): only a person raises it again.
+    Drift,
 }
 
 /// The phase as people see it.
@@ -147,6 +151,20 @@ struct Progress {
     runs_started: u64,
     now: Timestamp,
     message: Option<String>,
+    /// Identifies this attempt of the rollout: when it started, or was
+    /// last retried (unix ms). Pushed with every split, so a proxy's
+    /// in-proxy guard can tell a new attempt from the one it stopped.
+    #[serde(default)]
+    generation: u64,
+    /// Since when the split decided last has not been seen in force by
+    /// every proxy; the steps do not move on (and a timed pause does not
+    /// count down) until it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unverified_since: Option<Timestamp>,
+    /// Set while paused because the proxies showed the canary less
+    /// traffic than intended: what they showed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    drift: Option<String>,
 }
 
 /// A saved analysis run.
@@ -187,6 +205,31 @@ impl RolloutState {
     pub fn traffic(&self) -> &TrafficState {
         &self.progress.traffic
     }
+
+    /// The attempt's generation.
+    pub fn generation(&self) -> u64 {
+        self.progress.generation
+    }
+
+    /// The same state with the machine's clock left out, to tell whether
+    /// anything but the time changed since it was last saved.
+    pub fn without_clock(&self) -> RolloutState {
+        let mut state = self.clone();
+        state.progress.now = Timestamp::default();
+        state
+    }
+
+    /// A finished rollout (promoted or aborted) made to fit `spec`: its
+    /// position past the last step and no runs. Finished rollouts keep no
+    /// step to resume, so an edited rollout still restores them.
+    pub fn finished_for(mut self, spec: &RolloutSpec) -> RolloutState {
+        if self.progress.status != Status::Progressing {
+            self.progress.step = self.progress.step.min(spec.steps.len());
+            self.inline = None;
+            self.background = None;
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -202,12 +245,27 @@ pub struct Rollout {
     progress: Progress,
     inline: Option<ActiveRun>,
     background: Option<ActiveRun>,
+    /// Whether a new split must be confirmed ([`Rollout::confirm_split`])
+    /// before the steps move on. Off, a split counts as in force the
+    /// moment it is decided (the machine alone, in tests).
+    gated: bool,
 }
 
 impl Rollout {
     /// Starts the rollout at `now`: everything on stable, then the first
     /// steps that need no waiting (usually the first `setWeight`).
     pub fn start(spec: Arc<RolloutSpec>, now: Timestamp) -> (Rollout, Decision) {
+        Rollout::begin(spec, now, false)
+    }
+
+    /// Starts the rollout at `now` gated on confirmation (see
+    /// [`Rollout::gate_on_confirmation`]): the first `setWeight` waits until
+    /// the proxies show it.
+    pub fn start_gated(spec: Arc<RolloutSpec>, now: Timestamp) -> (Rollout, Decision) {
+        Rollout::begin(spec, now, true)
+    }
+
+    fn begin(spec: Arc<RolloutSpec>, now: Timestamp, gated: bool) -> (Rollout, Decision) {
         let traffic = TrafficState::initial(&spec.stable_version, &spec.canary_version);
         let mut rollout = Rollout {
             progress: Progress {
@@ -221,9 +279,13 @@ impl Rollout {
                 runs_started: 0,
                 now,
                 message: None,
+                generation: now.millis(),
+                unverified_since: None,
+                drift: None,
             },
             inline: None,
             background: None,
+            gated,
             spec,
         };
         let mut events = vec![rollout.event(
@@ -284,7 +346,99 @@ impl Rollout {
             progress,
             inline,
             background,
+            gated: false,
         })
+    }
+
+    /// From now on, a new split only counts once [`Rollout::confirm_split`]
+    /// says every proxy shows it: until then the steps do not move on and
+    /// a timed pause does not count down. The split decided last (the one
+    /// in force before a restart too) starts unconfirmed.
+    pub fn gate_on_confirmation(&mut self, now: Timestamp) {
+        self.gated = true;
+        if self.progress.unverified_since.is_none() {
+            self.progress.unverified_since = Some(now.max(self.progress.now));
+        }
+    }
+
+    /// Whether the split decided last waits for confirmation.
+    pub fn awaiting_confirmation(&self) -> bool {
+        self.progress.unverified_since.is_some()
+    }
+
+    /// Every proxy shows the split decided last, as of `now`: the steps go
+    /// on, and a timed pause resumes counting where it stopped.
+    pub fn confirm_split(&mut self, now: Timestamp) -> Decision {
+        let now = self.clock(now);
+        let before = self.progress.traffic.clone();
+        let mut events = Vec::new();
+        if let Some(since) = self.progress.unverified_since.take() {
+            // A pause stops counting while its split is not in force: the
+            // time without it is added back, never the pause restarted.
+            if let Some(until) = self.progress.pause_until.as_mut() {
+                *until = until.plus(now.since(since).min(
+                    // Only the part of the gap that fell inside the pause.
+                    now.since(self.progress.step_started_at),
+                ));
+            }
+            self.advance(now, &mut events);
+        }
+        self.decision(events, &before)
+    }
+
+    /// The split decided last is no longer seen in force (a proxy shows
+    /// something else, or stopped reporting): the steps wait again until
+    /// [`Rollout::confirm_split`].
+    pub fn unconfirm_split(&mut self, now: Timestamp) {
+        let now = self.clock(now);
+        if self.gated && self.progress.unverified_since.is_none() {
+            self.progress.unverified_since = Some(now);
+        }
+    }
+
+    /// The proxies show the canary less traffic than intended after they
+    /// had shown the intended split: pause until a person resumes (the
+    /// canary's share is never raised back without one) or aborts.
+    /// `shown` says what they show.
+    pub fn pause_for_drift(&mut self, now: Timestamp, shown: String) -> Decision {
+        let now = self.clock(now);
+        let before = self.progress.traffic.clone();
+        let mut events = Vec::new();
+        if self.progress.status == Status::Progressing && self.progress.drift.is_none() {
+            let reason = format!(
+                "the proxies show less canary traffic than intended ({shown}; intended {}): paused; \
+                 resume to restore the intended split, or abort to roll back",
+                self.progress.traffic
+            );
+            self.progress.drift = Some(shown);
+            self.unconfirm_split(now);
+            events.push(self.event(now, EventKind::DriftDown, reason));
+        }
+        self.decision(events, &before)
+    }
+
+    /// Rolls back for a reason found outside the analyses (the in-proxy
+    /// guard tripped, a split never showed, the controller cannot go on);
+    /// `kind` names it in the event.
+    pub fn abort_for(&mut self, now: Timestamp, kind: EventKind, cause: String) -> Decision {
+        let now = self.clock(now);
+        let before = self.progress.traffic.clone();
+        let mut events = Vec::new();
+        if self.progress.status == Status::Progressing {
+            events.push(self.event(now, kind, cause.clone()));
+            self.abort(now, cause, &mut events);
+        }
+        self.decision(events, &before)
+    }
+
+    /// This attempt's generation (unix ms of its start or last retry).
+    pub fn generation(&self) -> u64 {
+        self.progress.generation
+    }
+
+    /// Where the rollout is.
+    pub fn status(&self) -> Status {
+        self.progress.status
     }
 
     /// The state to persist.
@@ -331,6 +485,12 @@ impl Rollout {
         }
         if let Some(analysis) = self.progress.awaiting_decision {
             return Phase::PausedInconclusive { analysis };
+        }
+        if self.progress.drift.is_some() {
+            return Phase::Paused {
+                reason: PauseReason::Drift,
+                until: None,
+            };
         }
         if self.progress.manual_pause {
             return Phase::Paused {
@@ -394,7 +554,11 @@ impl Rollout {
             times.extend(active.run.next_due());
             times.extend(active.run.starved_since().map(|t| t.plus(deadline)));
         }
-        if !self.progress.manual_pause && self.progress.awaiting_decision.is_none() {
+        if !self.progress.manual_pause
+            && self.progress.awaiting_decision.is_none()
+            && self.progress.drift.is_none()
+            && self.progress.unverified_since.is_none()
+        {
             times.extend(self.progress.pause_until);
         }
         times.into_iter().min()
@@ -558,6 +722,21 @@ impl Rollout {
     }
 
     fn resume(&mut self, now: Timestamp, events: &mut Vec<Event>) -> Result<(), String> {
+        if let Some(shown) = self.progress.drift.take() {
+            // A person accepts raising the canary back to the intended
+            // split; it counts once every proxy shows it again.
+            self.progress.manual_pause = false;
+            self.unconfirm_split(now);
+            events.push(self.event(
+                now,
+                EventKind::Resumed,
+                format!(
+                    "resumed by a person after drift (the proxies showed {shown}): {} is restored",
+                    self.progress.traffic
+                ),
+            ));
+            return Ok(());
+        }
         if self.progress.manual_pause {
             self.progress.manual_pause = false;
             events.push(self.event(
@@ -596,6 +775,8 @@ impl Rollout {
         self.progress.manual_pause = false;
         self.progress.awaiting_decision = None;
         self.progress.message = None;
+        self.progress.drift = None;
+        self.progress.generation = now.millis().max(self.progress.generation + 1);
         let reason = format!(
             "retried by a person: starting again from step 1 with {}",
             self.spec.canary_version
@@ -614,7 +795,11 @@ impl Rollout {
             if self.progress.awaiting_decision.is_some() {
                 return;
             }
-            if self.pause_on_inconclusive(now, events) || self.progress.manual_pause {
+            if self.pause_on_inconclusive(now, events)
+                || self.progress.manual_pause
+                || self.progress.drift.is_some()
+                || self.progress.unverified_since.is_some()
+            {
                 return;
             }
             if !self.step_forward(now, events) {
@@ -632,12 +817,17 @@ impl Rollout {
         match step {
             Step::SetWeight(weight) => {
                 self.set_weight(now, weight, events);
+                if self.progress.unverified_since.is_some() {
+                    // The step is done once every proxy shows the weight.
+                    return false;
+                }
                 self.next_step(now, events);
                 true
             }
             Step::SetHeaderRoute(on) => {
                 if self.progress.traffic.header_route != on {
                     self.progress.traffic.header_route = on;
+                    self.split_changed(now);
                     let reason = if on {
                         format!(
                             "{}: override header on: requests that ask for {} get it",
@@ -648,6 +838,9 @@ impl Rollout {
                         format!("{}: override header off", self.step_name())
                     };
                     events.push(self.event(now, EventKind::HeaderRouteChanged, reason));
+                }
+                if self.progress.unverified_since.is_some() {
+                    return false;
                 }
                 self.next_step(now, events);
                 true
@@ -681,8 +874,16 @@ impl Rollout {
             return;
         }
         self.progress.traffic.canary_weight = weight;
+        self.split_changed(now);
         let reason = format!("{}: {}", self.step_name(), self.progress.traffic);
         events.push(self.event(now, EventKind::WeightChanged, reason));
+    }
+
+    /// The split changed: when gated, it waits for confirmation.
+    fn split_changed(&mut self, now: Timestamp) {
+        if self.gated {
+            self.progress.unverified_since = Some(now);
+        }
     }
 
     fn next_step(&mut self, now: Timestamp, events: &mut Vec<Event>) {
@@ -822,8 +1023,13 @@ impl Rollout {
         self.progress.manual_pause = false;
         self.progress.awaiting_decision = None;
         self.progress.pause_until = None;
+        self.progress.drift = None;
+        let before = self.progress.traffic.clone();
         self.progress.traffic.canary_weight = Weight::ZERO;
         self.progress.traffic.header_route = false;
+        if self.progress.traffic != before {
+            self.split_changed(now);
+        }
         let reason = format!(
             "rolled back: {} gets 0%, {} serves all traffic ({cause})",
             self.spec.canary_version, self.progress.traffic.stable
@@ -845,12 +1051,14 @@ impl Rollout {
         self.progress.awaiting_decision = None;
         self.progress.pause_until = None;
         self.progress.step = self.spec.steps.len();
+        self.progress.drift = None;
         self.progress.traffic = TrafficState {
             stable: self.spec.canary_version.clone(),
             canary: None,
             canary_weight: Weight::ZERO,
             header_route: false,
         };
+        self.split_changed(now);
         self.progress.message = Some(cause.to_owned());
         let reason = format!(
             "{} promoted ({cause}): it is the stable version and serves all traffic",

@@ -31,6 +31,7 @@ const SPEC_FIELDS: &[&str] = &[
     "steps",
     "analysis",
     "progressDeadline",
+    "verifyDeadline",
     "templateFiles",
 ];
 
@@ -102,6 +103,10 @@ pub fn read_rollout(r: &mut Reader, node: &Node) -> Option<RolloutDocument> {
     if progress_deadline.is_zero() {
         spec.fail(r, "progressDeadline", "must be longer than 0s");
     }
+    let verify_deadline = spec.duration(r, "verifyDeadline");
+    if verify_deadline.is_some_and(|d| d.is_zero()) {
+        spec.fail(r, "verifyDeadline", "must be longer than 0s");
+    }
     let template_files = read_template_files(r, &spec);
 
     Some(RolloutDocument {
@@ -113,6 +118,7 @@ pub fn read_rollout(r: &mut Reader, node: &Node) -> Option<RolloutDocument> {
             steps,
             background,
             progress_deadline,
+            verify_deadline,
         },
         template_files,
     })

@@ -1,6 +1,6 @@
 //! The rollout a user writes (`kind: CanaryRollout`): which route entries
 //! and versions it drives, its steps, its background analysis and its
-//! progress deadline. The same shape serves as a file and as the future
+//! progress deadline. The same shape serves as a file and inside the
 //! Kubernetes resource.
 //!
 //! Analyses appear first as references to templates ([`AnalysisRef`]),
@@ -40,6 +40,10 @@ pub struct RolloutSpec<A = Arc<AnalysisSpec>> {
     /// How long an analysis may go without enough data before the
     /// rollout is aborted.
     pub progress_deadline: Duration,
+    /// How long the proxies may take to show a new split before the
+    /// rollout is aborted (a rollback is then retried until seen); the
+    /// controller's default for how it observes the proxies when unset.
+    pub verify_deadline: Option<Duration>,
 }
 
 /// One step.
@@ -95,6 +99,68 @@ pub struct TemplateRef {
     pub path: String,
 }
 
+impl RolloutSpec {
+    /// A digest of everything that decides where this rollout goes: its
+    /// name, routes, versions, steps (weights, pauses, header routes, the
+    /// templates and metrics of each analysis), background analysis and
+    /// deadlines. A saved position records it; a position whose digest
+    /// differs was made for another rollout and is not resumed as if it
+    /// were this one. Template *contents* (queries, conditions) are not in
+    /// it: as in Argo Rollouts, a run uses the templates as they were read.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        use std::fmt::Write as _;
+
+        let mut text = String::new();
+        let analysis = |text: &mut String, a: &AnalysisSpec| {
+            let _ = write!(text, "templates={:?};metrics=", a.templates);
+            for metric in &a.metrics {
+                let _ = write!(text, "{}/{},", metric.name, metric.provider.name());
+            }
+            let _ = write!(text, ";dryRun={:?};retention={:?}", a.dry_run, a.retention);
+        };
+        let _ = write!(
+            text,
+            "name={:?}\nroutes={:?}\nstable={:?}\ncanary={:?}\nprogressDeadline={}\nverifyDeadline={:?}\n",
+            self.name,
+            self.routes,
+            self.stable_version,
+            self.canary_version,
+            self.progress_deadline.as_millis(),
+            self.verify_deadline.map(|d| d.as_millis()),
+        );
+        for (n, step) in self.steps.iter().enumerate() {
+            let _ = write!(text, "step{n}=");
+            match step {
+                Step::SetWeight(w) => {
+                    let _ = write!(text, "setWeight {}", w.basis_points());
+                }
+                Step::Pause(d) => {
+                    let _ = write!(text, "pause {:?}", d.map(|d| d.as_millis()));
+                }
+                Step::SetHeaderRoute(on) => {
+                    let _ = write!(text, "setHeaderRoute {on}");
+                }
+                Step::Analysis(a) => {
+                    text.push_str("analysis ");
+                    analysis(&mut text, a);
+                }
+            }
+            text.push('\n');
+        }
+        if let Some(bg) = &self.background {
+            let _ = write!(text, "background from {} ", bg.starting_step);
+            analysis(&mut text, &bg.analysis);
+        }
+        let digest = Sha256::digest(text.as_bytes());
+        let mut hex = String::with_capacity(16);
+        for byte in &digest[..8] {
+            let _ = write!(hex, "{byte:02x}");
+        }
+        hex
+    }
+}
+
 impl<A> RolloutSpec<A> {
     /// The same rollout with each analysis turned by `resolve`; `None` if
     /// any analysis could not be resolved (every one is still tried).
@@ -137,6 +203,7 @@ impl<A> RolloutSpec<A> {
             steps,
             background,
             progress_deadline: self.progress_deadline,
+            verify_deadline: self.verify_deadline,
         })
     }
 }
