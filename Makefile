@@ -64,7 +64,7 @@ fmt:
 schema:
 	UPDATE_SCHEMA=1 $(CARGO) test -p canary-config --test json_schema
 
-## crd: regenerate manifests/kubernetes/crd.yaml from the Rust types
+## crd: regenerate manifests/kubernetes/crd/crd.yaml from the Rust types
 crd:
 	UPDATE_CRD=1 $(CARGO) test -p canary-operator --test crd
 
