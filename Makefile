@@ -7,7 +7,7 @@
 #   make bench   benchmarks, written to BENCHMARKS.md
 #
 # Other targets: setup, wasm, build, lint, fmt, schema, crd, oci,
-# validate-envoy.
+# validate-envoy, manifests-check.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -17,8 +17,9 @@ WASM := target/$(WASM_TARGET)/$(WASM_PROFILE)/canary_filter.wasm
 # Release budget for the filter module, in bytes (200 KB).
 WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
+MANIFESTS_PYTHON := $(CURDIR)/.tools/manifests-venv/bin/python
 
-.PHONY: all setup wasm wasm-size build demo bench lint fmt test unit e2e schema crd oci validate-envoy clean
+.PHONY: all setup wasm wasm-size build demo bench lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
 
 all: wasm
 
@@ -80,6 +81,12 @@ validate-envoy: setup wasm
 	  $(ENVOY) --mode validate -c $$f --log-level warn --base-id $$RANDOM || exit 1; \
 	done
 
+## manifests-check: every kustomization built and its objects validated (Kubernetes 1.33, Istio, Gateway API, Argo CRDs, CEL rules), the admission policy's tests
+manifests-check:
+	@test -x $(MANIFESTS_PYTHON) || { echo "manifests-check: the checkers are not installed in .tools/manifests-venv; run make setup" >&2; exit 1; }
+	cd tests/manifests && $(MANIFESTS_PYTHON) -m unittest test_admission_policy
+	$(MANIFESTS_PYTHON) tests/manifests/check.py
+
 unit:
 	$(CARGO) test --workspace --exclude canary-filter --exclude canary-e2e
 
@@ -87,7 +94,7 @@ e2e: wasm
 	ENVOY=$(ENVOY) $(CARGO) test -p canary-e2e -- --test-threads=2
 
 ## test: everything CI runs
-test: setup lint wasm validate-envoy
+test: setup lint wasm validate-envoy manifests-check
 	ENVOY=$(ENVOY) $(CARGO) test --workspace --exclude canary-filter
 
 clean:
