@@ -75,11 +75,14 @@ OCI_TAG ?= 0.1.0
 oci: wasm
 	$(CARGO) run -q -p canary -- oci --module $(WASM) --out $(OCI_DIR) --tag $(OCI_TAG)
 
-## validate-envoy: `envoy --mode validate` on the shipped bootstraps
+## validate-envoy: `envoy --mode validate` on the shipped bootstraps and the Istio stats fragment
 validate-envoy: setup wasm
 	@for f in manifests/envoy/standalone.yaml manifests/envoy/ecds.yaml; do \
 	  $(ENVOY) --mode validate -c $$f --log-level warn --base-id $$RANDOM || exit 1; \
 	done
+	@# The stats fragment Istio's proxies merge into their bootstrap (--config-yaml).
+	@$(ENVOY) --mode validate -c manifests/envoy/ecds.yaml --config-yaml "$$(cat manifests/istio/stats/custom_bootstrap.json)" \
+	  --log-level warn --base-id $$RANDOM
 
 ## manifests-check: every kustomization built and its objects validated (Kubernetes 1.33, Istio, Gateway API, Argo CRDs, CEL rules), the admission policy's tests
 manifests-check:
