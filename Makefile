@@ -7,7 +7,7 @@
 #   make bench   benchmarks, written to BENCHMARKS.md
 #
 # Other targets: setup, wasm, build, lint, fmt, schema, crd, oci,
-# validate-envoy.
+# validate-envoy, manifests-check.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -17,8 +17,9 @@ WASM := target/$(WASM_TARGET)/$(WASM_PROFILE)/canary_filter.wasm
 # Release budget for the filter module, in bytes (200 KB).
 WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
+MANIFESTS_PYTHON := $(CURDIR)/.tools/manifests-venv/bin/python
 
-.PHONY: all setup wasm wasm-size build demo bench lint fmt test unit e2e schema crd oci validate-envoy clean
+.PHONY: all setup wasm wasm-size build demo bench lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
 
 all: wasm
 
@@ -64,7 +65,7 @@ fmt:
 schema:
 	UPDATE_SCHEMA=1 $(CARGO) test -p canary-config --test json_schema
 
-## crd: regenerate manifests/kubernetes/crd.yaml from the Rust types
+## crd: regenerate manifests/kubernetes/crd/crd.yaml from the Rust types
 crd:
 	UPDATE_CRD=1 $(CARGO) test -p canary-operator --test crd
 
@@ -74,11 +75,20 @@ OCI_TAG ?= 0.1.0
 oci: wasm
 	$(CARGO) run -q -p canary -- oci --module $(WASM) --out $(OCI_DIR) --tag $(OCI_TAG)
 
-## validate-envoy: `envoy --mode validate` on the shipped bootstraps
+## validate-envoy: `envoy --mode validate` on the shipped bootstraps and the Istio stats fragment
 validate-envoy: setup wasm
 	@for f in manifests/envoy/standalone.yaml manifests/envoy/ecds.yaml; do \
 	  $(ENVOY) --mode validate -c $$f --log-level warn --base-id $$RANDOM || exit 1; \
 	done
+	@# The stats fragment Istio's proxies merge into their bootstrap (--config-yaml).
+	@$(ENVOY) --mode validate -c manifests/envoy/ecds.yaml --config-yaml "$$(cat manifests/istio/stats/custom_bootstrap.json)" \
+	  --log-level warn --base-id $$RANDOM
+
+## manifests-check: every kustomization built and its objects validated (Kubernetes 1.33, Istio, Gateway API, Argo CRDs, CEL rules), the admission policy's tests
+manifests-check:
+	@test -x $(MANIFESTS_PYTHON) || { echo "manifests-check: the checkers are not installed in .tools/manifests-venv; run make setup" >&2; exit 1; }
+	cd tests/manifests && $(MANIFESTS_PYTHON) -m unittest test_admission_policy
+	$(MANIFESTS_PYTHON) tests/manifests/check.py
 
 unit:
 	$(CARGO) test --workspace --exclude canary-filter --exclude canary-e2e
@@ -87,7 +97,7 @@ e2e: wasm
 	ENVOY=$(ENVOY) $(CARGO) test -p canary-e2e -- --test-threads=2
 
 ## test: everything CI runs
-test: setup lint wasm validate-envoy
+test: setup lint wasm validate-envoy manifests-check
 	ENVOY=$(ENVOY) $(CARGO) test --workspace --exclude canary-filter
 
 clean:

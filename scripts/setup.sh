@@ -51,4 +51,20 @@ if ! command -v wrk >/dev/null 2>&1; then
   apt_install wrk
 fi
 
-log "ok: envoy at $ENVOY, prometheus at $(command -v prometheus), wrk at $(command -v wrk)"
+# The manifest checkers (`make manifests-check`): kubernetes-validate,
+# cel-expr-python and PyYAML at the versions tests/manifests/requirements.txt
+# pins, in a venv of their own; reinstalled when that file changes.
+VENV="$TOOLS/manifests-venv"
+REQUIREMENTS="$ROOT/tests/manifests/requirements.txt"
+if ! cmp -s "$REQUIREMENTS" "$VENV/requirements.txt"; then
+  log "installing the manifest checkers into $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+  cp "$REQUIREMENTS" "$VENV/requirements.txt"
+fi
+if ! command -v kubectl >/dev/null 2>&1; then
+  log "kubectl is missing: manifests-check needs kubectl 1.32 with kustomize v5.5 (the Kubernetes project's kubectl package)"
+fi
+
+log "ok: envoy at $ENVOY, manifest checkers in $VENV, prometheus at $(command -v prometheus), wrk at $(command -v wrk)"

@@ -129,13 +129,20 @@ async fn envoy_local_replies_count_as_canary_errors() {
     .await;
 }
 
-/// The shipped bootstraps extract exactly the labels the code names.
+/// The shipped bootstraps, and the fragment Istio's proxies merge into
+/// theirs (`manifests/istio/stats`), extract exactly the labels the code
+/// names.
 #[test]
 fn shipped_stats_tags_match_the_metric_names() {
     use canary_config::stats_names::{ROUTE_TAG_REGEX, VERSION_TAG_REGEX};
+    let istio = std::fs::read_to_string(
+        canary_lab::paths::repo_root().join("manifests/istio/stats/custom_bootstrap.json"),
+    )
+    .expect("the Istio stats bootstrap exists");
     for (file, text) in [
         ("standalone.yaml", canary_lab::envoy::STANDALONE_BOOTSTRAP),
         ("ecds.yaml", canary_lab::envoy::ECDS_BOOTSTRAP),
+        ("istio/stats/custom_bootstrap.json", istio.as_str()),
     ] {
         let bootstrap: serde_json::Value = serde_yaml_value(text);
         let tags = bootstrap["stats_config"]["stats_tags"]
@@ -150,6 +157,16 @@ fn shipped_stats_tags_match_the_metric_names() {
         };
         assert_eq!(find("route"), ROUTE_TAG_REGEX, "{file}");
         assert_eq!(find("version"), VERSION_TAG_REGEX, "{file}");
+        let buckets =
+            |b: &serde_json::Value| b["stats_config"]["histogram_bucket_settings"].clone();
+        assert_eq!(
+            buckets(&bootstrap),
+            buckets(&serde_yaml_value(canary_lab::envoy::ECDS_BOOTSTRAP)),
+            "{file}: latency buckets"
+        );
+        if file.starts_with("istio/") {
+            continue;
+        }
         let text = bootstrap.to_string();
         assert!(
             text.contains("\"remove\":\"x-canary-version\""),

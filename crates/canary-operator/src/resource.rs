@@ -11,7 +11,7 @@
 //! machine's own serialised form), so a restarted or moved controller
 //! resumes where the last one stopped; everything else in it is for people.
 //!
-//! The CRD YAML (`manifests/kubernetes/crd.yaml`) is generated from these
+//! The CRD YAML (`manifests/kubernetes/crd/crd.yaml`) is generated from these
 //! types by [`crd_yaml`]; a test keeps the committed file equal to it.
 
 use std::borrow::Cow;
@@ -225,7 +225,7 @@ pub struct BackgroundAnalysis {
     pub analysis: AnalysisStep,
     /// Index of the step from which it runs (0 when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(schema_with = "bounded_count")]
     pub starting_step: Option<u32>,
 }
 
@@ -288,6 +288,7 @@ pub struct MeasurementRetention {
     /// The metric's name, or `*`.
     pub metric_name: String,
     /// How many measurements to keep.
+    #[schemars(schema_with = "bounded_count")]
     pub limit: i64,
 }
 
@@ -310,9 +311,11 @@ pub struct CanaryRolloutStatus {
     /// Index of the current step (0-based; equals `steps` when all are
     /// done).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bounded_count")]
     pub step: Option<u32>,
     /// Number of steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "bounded_count")]
     pub steps: Option<u32>,
     /// The current step in words (`setWeight 25%`, `pause 30s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -383,14 +386,19 @@ pub struct MetricStatus {
     /// Its verdict so far.
     pub phase: String,
     /// Measurements counted.
+    #[schemars(schema_with = "bounded_count")]
     pub count: u32,
     /// Failed measurements.
+    #[schemars(schema_with = "bounded_count")]
     pub failed: u32,
     /// Inconclusive measurements.
+    #[schemars(schema_with = "bounded_count")]
     pub inconclusive: u32,
     /// Errors.
+    #[schemars(schema_with = "bounded_count")]
     pub errors: u32,
     /// Measurements without enough data.
+    #[schemars(schema_with = "bounded_count")]
     pub not_enough_data: u32,
     /// The latest measurement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -434,6 +442,19 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
+/// A count or an index, `0..=u32::MAX`: the API server refuses what the
+/// Rust side would not decode (a negative or too large value would
+/// otherwise break the controller's watch), and the format is one
+/// Kubernetes knows (`int64`; it drops `uint32` with a warning).
+fn bounded_count(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "integer",
+        "format": "int64",
+        "minimum": 0,
+        "maximum": u32::MAX
+    })
+}
+
 /// An object whose fields the API server keeps as they are.
 fn preserved_object(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
@@ -442,7 +463,7 @@ fn preserved_object(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// The CRD as YAML, as committed in `manifests/kubernetes/crd.yaml`.
+/// The CRD as YAML, as committed in `manifests/kubernetes/crd/crd.yaml`.
 pub fn crd_yaml() -> Result<String, serde_yaml::Error> {
     let header =
         "# Generated from crates/canary-operator/src/resource.rs by `make crd`; do not edit.\n";

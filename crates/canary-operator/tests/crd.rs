@@ -1,11 +1,11 @@
-//! The committed CRD (`manifests/kubernetes/crd.yaml`) must be exactly
+//! The committed CRD (`manifests/kubernetes/crd/crd.yaml`) must be exactly
 //! what the Rust types generate. Regenerate with `make crd`
 //! (`UPDATE_CRD=1`).
 
 use std::path::PathBuf;
 
 fn crd_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../manifests/kubernetes/crd.yaml")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../manifests/kubernetes/crd/crd.yaml")
 }
 
 #[test]

@@ -13,6 +13,9 @@ use canary_operator::permissions::{Scope, ALL};
 use canary_operator::resource::{CanaryRollout, TargetKind};
 use serde_json::Value;
 
+/// The base of Roles for a namespace where rollouts live.
+const ROLLOUT_NAMESPACE: &str = "kubernetes/rollout-namespace";
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../manifests")
 }
@@ -90,6 +93,19 @@ fn find<'a>(docs: &'a [Doc], kind: &str, namespace: &str, name: &str) -> &'a Doc
         .unwrap_or_else(|| panic!("no {kind} {namespace}/{name} in the manifests"))
 }
 
+/// The example's Istio ingress Gateway (the Gateway API placement has a
+/// Gateway of the same name).
+fn istio_gateway(docs: &[Doc]) -> &Doc {
+    docs.iter()
+        .find(|d| {
+            d.kind() == "Gateway"
+                && d.value["apiVersion"] == "networking.istio.io/v1"
+                && d.namespace() == "shop"
+                && d.name() == "web-gateway"
+        })
+        .expect("the Istio Gateway shop/web-gateway")
+}
+
 fn in_dir<'a>(docs: &'a [Doc], dir: &str) -> Vec<&'a Doc> {
     let dir = root().join(dir);
     docs.iter()
@@ -104,6 +120,15 @@ fn every_document_is_an_object_of_a_real_api() {
         ("Namespace", "v1"),
         ("ServiceAccount", "v1"),
         ("Service", "v1"),
+        ("ConfigMap", "v1"),
+        (
+            "ValidatingAdmissionPolicy",
+            "admissionregistration.k8s.io/v1",
+        ),
+        (
+            "ValidatingAdmissionPolicyBinding",
+            "admissionregistration.k8s.io/v1",
+        ),
         ("Deployment", "apps/v1"),
         ("ClusterRole", "rbac.authorization.k8s.io/v1"),
         ("ClusterRoleBinding", "rbac.authorization.k8s.io/v1"),
@@ -146,11 +171,20 @@ fn every_document_is_an_object_of_a_real_api() {
         );
         let cluster_scoped = matches!(
             doc.kind(),
-            "CustomResourceDefinition" | "Namespace" | "ClusterRole" | "ClusterRoleBinding"
+            "CustomResourceDefinition"
+                | "Namespace"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+                | "ValidatingAdmissionPolicy"
+                | "ValidatingAdmissionPolicyBinding"
         );
+        // The base for rollout namespaces gets its namespace from the
+        // kustomization that uses it.
+        let namespaced_by_user =
+            doc.file.parent() == Some(root().join(ROLLOUT_NAMESPACE).as_path());
         assert_eq!(
             doc.namespace().is_empty(),
-            cluster_scoped,
+            cluster_scoped || namespaced_by_user,
             "{}: {} {} namespace",
             doc.file.display(),
             doc.kind(),
@@ -174,7 +208,8 @@ fn kustomizations_name_existing_files_and_every_file_is_in_one() {
                     docs[0].value["apiVersion"],
                     "kustomize.config.k8s.io/v1beta1"
                 );
-                for resource in docs[0].value["resources"].as_array().unwrap() {
+                let resources = docs[0].value["resources"].as_array();
+                for resource in resources.into_iter().flatten() {
                     let path = base.join(resource.as_str().unwrap());
                     if path.is_dir() {
                         assert!(
@@ -200,7 +235,7 @@ fn kustomizations_name_existing_files_and_every_file_is_in_one() {
             }
         }
     }
-    assert_eq!(kustomizations, 8);
+    assert_eq!(kustomizations, 12);
     for dir in ["istio", "kubernetes"] {
         for file in yaml_files(&root().join(dir)) {
             if file.file_name().is_some_and(|n| n != "kustomization.yaml") {
@@ -251,97 +286,234 @@ fn used(scope: Scope) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
-#[test]
-fn rbac_grants_exactly_what_the_code_uses() {
-    let docs = objects();
-    let cluster_role = find(&docs, "ClusterRole", "", "canary-controller");
-    assert_eq!(granted(cluster_role), used(Scope::Cluster));
-    for namespace in ["canary-system", "istio-ingress"] {
-        let role = find(&docs, "Role", namespace, "canary-controller-leader");
-        assert_eq!(
-            granted(role),
-            used(Scope::ControllerNamespace),
-            "{namespace}"
-        );
-        for rule in role.value["rules"].as_array().unwrap() {
-            let verbs = rule["verbs"].as_array().unwrap();
-            if verbs.iter().any(|v| v != "create") {
-                assert_eq!(
-                    rule["resourceNames"],
-                    serde_json::json!(["canary-controller"])
-                );
-            }
-        }
+/// Where each permission the code calls [`Scope::Cluster`] is granted with
+/// least privilege: the Roles of a rollout namespace, the Role beside each
+/// plugin object, or (cluster-scoped resources only) the ClusterRole.
+fn least_privilege_home(group: &str, resource: &str) -> &'static str {
+    match (group, resource) {
+        ("argoproj.io", "clusteranalysistemplates") => "ClusterRole canary-controller",
+        ("extensions.istio.io", _) => "the plugin's Role",
+        ("apps", "deployments") | ("", "secrets") => "Role canary-controller-workloads",
+        _ => "Role canary-controller",
     }
 }
 
-#[test]
-fn each_controller_pod_has_its_bindings_and_its_lease_where_it_runs() {
-    let docs = objects();
-    let controllers = [
-        ("canary-system", "canary-controller", "canary"),
-        ("istio-ingress", "ingress-gateway", "canary"),
-    ];
-    for (namespace, deployment, container) in controllers {
-        let deployment = find(&docs, "Deployment", namespace, deployment);
-        let pod = &deployment.value["spec"]["template"]["spec"];
-        let account = pod["serviceAccountName"].as_str().unwrap();
-        find(&docs, "ServiceAccount", namespace, account);
-        let selector = &deployment.value["spec"]["selector"]["matchLabels"];
-        for (key, value) in selector.as_object().unwrap() {
-            assert_eq!(
-                &deployment.value["spec"]["template"]["metadata"]["labels"][key], value,
-                "{namespace}: pod labels match the selector"
-            );
-        }
-        let container = pod["containers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == container)
-            .unwrap();
-        assert_eq!(container["args"][0], "operator");
-        assert_eq!(
-            container["image"], "canary",
-            "set by the kustomization's images"
-        );
-        let env: BTreeMap<&str, &Value> = container["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| (e["name"].as_str().unwrap(), e))
-            .collect();
-        assert_eq!(
-            env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace",
-            "the lease is in the pod's namespace"
-        );
-        assert_eq!(
-            env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"],
-            "metadata.name"
-        );
+fn roles_named<'a>(docs: &'a [Doc], kind: &str, prefix: &str) -> Vec<&'a Doc> {
+    docs.iter()
+        .filter(|d| d.kind() == kind && d.name().starts_with(prefix))
+        .collect()
+}
 
-        let bound = |kind: &str, role_kind: &str, role: &str| {
-            docs.iter().any(|d| {
-                d.kind() == kind
-                    && d.value["roleRef"]["kind"] == role_kind
-                    && d.value["roleRef"]["name"] == role
-                    && d.value["subjects"].as_array().unwrap().iter().any(|s| {
-                        s["kind"] == "ServiceAccount"
-                            && s["name"] == account
-                            && s["namespace"] == namespace
-                    })
-                    && (kind == "ClusterRoleBinding" || d.namespace() == namespace)
+#[test]
+fn rbac_grants_exactly_what_the_code_uses() {
+    let docs = objects();
+    let base = |name: &str| {
+        let dir = root().join(ROLLOUT_NAMESPACE);
+        docs.iter()
+            .find(|d| {
+                d.kind() == "Role" && d.name() == name && d.file.parent() == Some(dir.as_path())
             })
+            .unwrap_or_else(|| panic!("no Role {name} in {ROLLOUT_NAMESPACE}"))
+    };
+    let mut homes: BTreeMap<&str, BTreeSet<(String, String, String)>> = BTreeMap::new();
+    homes.insert(
+        "ClusterRole canary-controller",
+        granted(find(&docs, "ClusterRole", "", "canary-controller")),
+    );
+    homes.insert("Role canary-controller", granted(base("canary-controller")));
+    homes.insert(
+        "Role canary-controller-workloads",
+        granted(base("canary-controller-workloads")),
+    );
+    // Every plugin's Role grants get and patch on that one object.
+    let mut plugin_grants = BTreeSet::new();
+    for (plugin, _, _) in plugins(&docs) {
+        let plural = match plugin.kind() {
+            "WasmPlugin" => "wasmplugins",
+            _ => "trafficextensions",
         };
-        assert!(
-            bound("ClusterRoleBinding", "ClusterRole", "canary-controller"),
-            "{namespace}"
+        let name = format!(
+            "canary-controller-{}-{}",
+            plugin.kind().to_lowercase(),
+            plugin.name()
         );
+        let role = find(&docs, "Role", plugin.namespace(), &name);
+        assert_eq!(
+            role.value["rules"],
+            serde_json::json!([{
+                "apiGroups": ["extensions.istio.io"],
+                "resources": [plural],
+                "resourceNames": [plugin.name()],
+                "verbs": ["get", "patch"],
+            }]),
+            "{name}"
+        );
+        let binding = find(&docs, "RoleBinding", plugin.namespace(), &name);
+        assert_eq!(binding.value["roleRef"]["name"], name.as_str());
+        assert_controller_is_the_subject(binding);
+        plugin_grants.extend(granted(role));
+    }
+    homes.insert("the plugin's Role", plugin_grants);
+    let mut expected: BTreeMap<&str, BTreeSet<(String, String, String)>> = BTreeMap::new();
+    for key in used(Scope::Cluster) {
+        expected
+            .entry(least_privilege_home(&key.0, &key.1))
+            .or_default()
+            .insert(key);
+    }
+    assert_eq!(homes, expected);
+
+    // Deployments and Secrets only by name.
+    for rule in base("canary-controller-workloads").value["rules"]
+        .as_array()
+        .unwrap()
+    {
         assert!(
-            bound("RoleBinding", "Role", "canary-controller-leader"),
-            "{namespace}"
+            !rule["resourceNames"].as_array().unwrap().is_empty(),
+            "{rule}"
         );
     }
+    for binding in roles_named(&docs, "RoleBinding", "canary-controller") {
+        assert_controller_is_the_subject(binding);
+    }
+
+    // The explicit cluster-wide option grants all of it everywhere.
+    let cluster_wide = find(&docs, "ClusterRole", "", "canary-controller-cluster-wide");
+    assert_eq!(granted(cluster_wide), used(Scope::Cluster));
+
+    // The lease, in the controller's namespace only.
+    let role = find(&docs, "Role", "canary-system", "canary-controller-leader");
+    assert_eq!(granted(role), used(Scope::ControllerNamespace));
+    for rule in role.value["rules"].as_array().unwrap() {
+        let verbs = rule["verbs"].as_array().unwrap();
+        if verbs.iter().any(|v| v != "create") {
+            assert_eq!(
+                rule["resourceNames"],
+                serde_json::json!(["canary-controller"])
+            );
+        }
+    }
+    assert_eq!(
+        roles_named(&docs, "Role", "canary-controller-leader").len(),
+        1,
+        "one lease, so one leader whatever is installed"
+    );
+}
+
+fn assert_controller_is_the_subject(binding: &Doc) {
+    assert_eq!(
+        binding.value["subjects"],
+        serde_json::json!([{
+            "kind": "ServiceAccount",
+            "name": "canary-controller",
+            "namespace": "canary-system",
+        }]),
+        "{} {}",
+        binding.kind(),
+        binding.name()
+    );
+}
+
+#[test]
+fn the_controller_pod_has_its_bindings_and_its_lease_where_it_runs() {
+    let docs = objects();
+    let namespace = "canary-system";
+    let deployment = find(&docs, "Deployment", namespace, "canary-controller");
+    let pod = &deployment.value["spec"]["template"]["spec"];
+    let account = pod["serviceAccountName"].as_str().unwrap();
+    find(&docs, "ServiceAccount", namespace, account);
+    let selector = &deployment.value["spec"]["selector"]["matchLabels"];
+    for (key, value) in selector.as_object().unwrap() {
+        assert_eq!(
+            &deployment.value["spec"]["template"]["metadata"]["labels"][key],
+            value
+        );
+    }
+    let container = &pod["containers"][0];
+    assert_eq!(container["args"][0], "operator");
+    assert_eq!(
+        container["image"], "canary",
+        "set by the kustomization's images"
+    );
+    let env: BTreeMap<&str, &Value> = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e))
+        .collect();
+    assert_eq!(
+        env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace",
+        "the lease is in the pod's namespace"
+    );
+    assert_eq!(
+        env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(
+        env["CANARY_WATCH_NAMESPACE"]["valueFrom"]["configMapKeyRef"]["key"],
+        "watchNamespaces"
+    );
+    // The metrics port the probes, the Service and Prometheus use.
+    assert_eq!(container["ports"][0]["name"], "http-metrics");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let service = find(&docs, "Service", namespace, "canary-controller-metrics");
+    assert_eq!(
+        service.value["spec"]["ports"][0]["targetPort"],
+        "http-metrics"
+    );
+    for (key, value) in service.value["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(
+            &deployment.value["spec"]["template"]["metadata"]["labels"][key],
+            value
+        );
+    }
+    for (kind, role_kind, role) in [
+        ("ClusterRoleBinding", "ClusterRole", "canary-controller"),
+        ("RoleBinding", "Role", "canary-controller-leader"),
+    ] {
+        let name = role;
+        let binding = docs
+            .iter()
+            .find(|d| {
+                d.kind() == kind
+                    && d.name() == name
+                    && (kind == "ClusterRoleBinding" || d.namespace() == namespace)
+            })
+            .unwrap_or_else(|| panic!("no {kind} {name}"));
+        assert_eq!(binding.value["roleRef"]["kind"], role_kind);
+        assert_eq!(binding.value["roleRef"]["name"], role);
+        assert_controller_is_the_subject(binding);
+    }
+}
+
+/// The admission policy names the controller's service account.
+#[test]
+fn the_admission_policy_restricts_the_controllers_identity() {
+    let docs = objects();
+    let policy = find(
+        &docs,
+        "ValidatingAdmissionPolicy",
+        "",
+        "canary-controller-writes-only-the-split",
+    );
+    let condition = policy.value["spec"]["matchConditions"][0]["expression"]
+        .as_str()
+        .unwrap();
+    assert!(
+        condition.contains("'system:serviceaccount:canary-system:canary-controller'"),
+        "{condition}"
+    );
+    let binding = find(
+        &docs,
+        "ValidatingAdmissionPolicyBinding",
+        "",
+        "canary-controller-writes-only-the-split",
+    );
+    assert_eq!(
+        binding.value["spec"]["validationActions"],
+        serde_json::json!(["Deny"])
+    );
 }
 
 /// The plugin objects and their filter configurations.
@@ -403,7 +575,7 @@ fn plugins_pin_the_module_fail_open_and_carry_a_valid_configuration() {
         .unwrap();
     assert_eq!(
         selector.value["spec"]["selector"]["matchLabels"],
-        find(&docs, "Gateway", "shop", "web-gateway").value["spec"]["selector"],
+        istio_gateway(&docs).value["spec"]["selector"],
         "the plugin runs on the gateway pods the Gateway selects"
     );
     let targeted = wasm_plugins
@@ -458,7 +630,7 @@ fn the_routing_header_is_removed_before_routing_on_every_gateway() {
     );
     assert_eq!(
         classic.value["spec"]["workloadSelector"]["labels"],
-        find(&docs, "Gateway", "shop", "web-gateway").value["spec"]["selector"]
+        istio_gateway(&docs).value["spec"]["selector"]
     );
     let gateway_api = find(&docs, "EnvoyFilter", "shop", "strip-canary-routing-header");
     assert_eq!(
@@ -584,7 +756,7 @@ fn the_example_rollout_runs_against_the_example_objects() {
     let gateways = service.value["spec"]["gateways"].as_array().unwrap();
     assert!(gateways.contains(&Value::from("shop/web-gateway")));
     let hosts = service.value["spec"]["hosts"].as_array().unwrap();
-    for host in find(&docs, "Gateway", "shop", "web-gateway").value["spec"]["servers"][0]["hosts"]
+    for host in istio_gateway(&docs).value["spec"]["servers"][0]["hosts"]
         .as_array()
         .unwrap()
     {
@@ -623,31 +795,4 @@ fn the_example_rollout_runs_against_the_example_objects() {
         );
     }
     assert!(rules[1]["matches"].is_null(), "stable is the default");
-}
-
-#[test]
-fn the_sidecar_gateway_is_one_the_istio_objects_select() {
-    let docs = objects();
-    let gateway = find(&docs, "Deployment", "istio-ingress", "ingress-gateway");
-    let labels = &gateway.value["spec"]["template"]["metadata"]["labels"];
-    for (key, value) in find(&docs, "Gateway", "shop", "web-gateway").value["spec"]["selector"]
-        .as_object()
-        .unwrap()
-    {
-        assert_eq!(&labels[key], value);
-    }
-    let containers = gateway.value["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .unwrap();
-    assert_eq!(containers[0]["name"], "istio-proxy");
-    assert_eq!(
-        gateway.value["spec"]["template"]["metadata"]["annotations"]["inject.istio.io/templates"],
-        "gateway"
-    );
-    let args = containers[1]["args"].as_array().unwrap();
-    assert!(args.contains(&Value::from("--envoy-admin")));
-    let service = find(&docs, "Service", "istio-ingress", "ingress-gateway");
-    for (key, value) in service.value["spec"]["selector"].as_object().unwrap() {
-        assert_eq!(&labels[key], value);
-    }
 }
