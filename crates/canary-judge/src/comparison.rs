@@ -1,0 +1,279 @@
+//! Canary against stable on one proportion (the error rate, or the share of
+//! requests slower than one latency bound), with a tolerance.
+//!
+//! The canary is worse than tolerated when its rate `a` and stable's `b`
+//! satisfy `a > t + (1+r)·b` ([`Tolerance`]). Each version's counts give a
+//! mixture martingale `M_c(a)`, `M_s(b)` ([`crate::rate`]); requests of the
+//! two versions are independent, so `M_c(a)·M_s(b)` is a test martingale
+//! at the true pair. Its infimum over every pair within the tolerance is
+//! the failure evidence: when the canary is in truth within the tolerance,
+//! it never exceeds the martingale at the truth, so by Ville's inequality
+//! it reaches `1/α` at any look with probability at most `α`. The success
+//! evidence is the same infimum over every pair worse than tolerated,
+//! against `1/β`. (This is universal inference with a mixture numerator:
+//! the nuisance, stable's rate, is profiled out.)
+//!
+//! The bounds reported are the confidence sequence these tests invert: for
+//! the difference `a - b`, and for the excess over the tolerance,
+//! `a - t - (1+r)·b`, which is above 0 exactly when the verdict is Failed
+//! and below 0 exactly when it is Successful.
+
+use serde::{Deserialize, Serialize};
+
+use crate::prior::Prior;
+use crate::rate::{RateEvidence, Tally};
+use crate::settings::Tolerance;
+
+/// What one comparison (or the whole judge) concludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Verdict {
+    /// The canary is shown worse than stable by more than the tolerance.
+    Failed,
+    /// The canary is shown no worse than the tolerance allows.
+    Successful,
+    /// Neither yet: keep watching. Not Argo's Inconclusive, which waits for
+    /// a person; more data settles it.
+    NotEnoughData,
+}
+
+/// An e-value and the value at which it decides.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The e-value (saturates at `f64::MAX`).
+    pub value: f64,
+    /// The verdict it supports holds once `value` reaches this (`1/α` or
+    /// `1/β`).
+    pub needed: f64,
+}
+
+/// An estimate with its confidence bounds: the lower at level `α` (the
+/// failure side), the upper at level `β` (the success side).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bounds {
+    /// The observed value (0 while a version has no trials).
+    pub estimate: f64,
+    /// Lower confidence bound.
+    pub lower: f64,
+    /// Upper confidence bound.
+    pub upper: f64,
+}
+
+/// One comparison, with everything it used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comparison {
+    /// Failed, Successful or NotEnoughData.
+    pub verdict: Verdict,
+    /// The canary's counts.
+    pub canary: Tally,
+    /// Stable's counts.
+    pub stable: Tally,
+    /// The canary's rate minus stable's.
+    pub difference: Bounds,
+    /// The canary's rate minus the tolerated limit, `t + (1+r)·stable`:
+    /// Failed exactly when `lower > 0`, Successful exactly when `upper < 0`.
+    pub excess: Bounds,
+    /// E-value against "the canary is within the tolerance"; Failed when it
+    /// reaches `1/α`.
+    pub failure_evidence: Evidence,
+    /// E-value against "the canary is worse than the tolerance allows";
+    /// Successful when it reaches `1/β`.
+    pub success_evidence: Evidence,
+}
+
+/// The levels of one comparison.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Levels {
+    /// Chance of a false Failed, over all looks.
+    pub fail: f64,
+    /// Chance of a false Successful, over all looks.
+    pub succeed: f64,
+}
+
+/// Both versions' evidence, ready to be profiled.
+struct Pair {
+    canary: RateEvidence,
+    stable: RateEvidence,
+}
+
+impl Pair {
+    /// `ln inf { M_c(a)·M_s(b) : a ≤ t + k·b }` for a shifted tolerance
+    /// `t` and slope `k = 1 + r`: the log evidence against "within".
+    fn ln_against_within(&self, t: f64, k: f64) -> f64 {
+        let (c, s) = (&self.canary, &self.stable);
+        let (a_hat, b_hat) = (c.estimate(), s.estimate());
+        // Below stable's estimate both terms fall as b grows; once the
+        // limit passes the canary's estimate, the canary's term is at its
+        // minimum and stable's only grows. Between, the sum is convex.
+        let from = b_hat;
+        let to = ((a_hat - t) / k).min(1.0);
+        let value = |b: f64| s.ln_evidence(b) + c.ln_evidence((t + k * b).clamp(0.0, a_hat));
+        if to <= from {
+            return value(from.max(0.0));
+        }
+        let slope = |b: f64| s.slope(b) + k * c.slope(t + k * b);
+        let curvature = |b: f64| s.curvature(b) + k * k * c.curvature(t + k * b);
+        value(convex_minimum(slope, curvature, from, to))
+    }
+
+    /// `ln inf { M_c(a)·M_s(b) : a ≥ t + k·b }`: the log evidence against
+    /// "worse than tolerated".
+    fn ln_against_worse(&self, t: f64, k: f64) -> f64 {
+        let (c, s) = (&self.canary, &self.stable);
+        let (a_hat, b_hat) = (c.estimate(), s.estimate());
+        // Stable rates whose limit is still a rate at all.
+        let highest = (1.0 - t) / k;
+        if highest < 0.0 {
+            return f64::INFINITY;
+        }
+        let from = ((a_hat - t) / k).max(0.0);
+        let to = b_hat.min(highest);
+        let value = |b: f64| s.ln_evidence(b) + c.ln_evidence((t + k * b).clamp(a_hat, 1.0));
+        if to <= from {
+            return value(to.max(0.0));
+        }
+        let slope = |b: f64| s.slope(b) + k * c.slope(t + k * b);
+        let curvature = |b: f64| s.curvature(b) + k * k * c.curvature(t + k * b);
+        value(convex_minimum(slope, curvature, from, to))
+    }
+
+    /// The smallest shift `x` of the tolerance (`t + x`) at which the
+    /// evidence against "within" drops below `threshold`: the lower
+    /// confidence bound of `a - t - k·b`.
+    fn lower_excess(&self, t: f64, k: f64, threshold: f64) -> f64 {
+        // Evidence against "within t + x" falls as x grows.
+        let rejected = |x: f64| self.ln_against_within(t + x, k) >= threshold;
+        let (mut lo, mut hi) = (-1.0 - k, 1.0);
+        if !rejected(lo) {
+            return lo;
+        }
+        for _ in 0..BISECTIONS {
+            let mid = 0.5 * (lo + hi);
+            if rejected(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The upper confidence bound of `a - t - k·b`.
+    fn upper_excess(&self, t: f64, k: f64, threshold: f64) -> f64 {
+        // Evidence against "worse than t + x" grows as x grows.
+        let rejected = |x: f64| self.ln_against_worse(t + x, k) >= threshold;
+        let (mut lo, mut hi) = (-1.0, 1.0 + k);
+        if !rejected(hi) {
+            return hi;
+        }
+        for _ in 0..BISECTIONS {
+            let mid = 0.5 * (lo + hi);
+            if rejected(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        hi
+    }
+}
+
+/// Steps of the bisections that invert the tests into bounds: 2⁻²⁴ of the
+/// range, a millionth of a percentage point.
+const BISECTIONS: usize = 24;
+
+/// The minimiser on `[from, to]` of a convex function given its
+/// non-decreasing slope and its curvature: Newton's method on the slope,
+/// kept inside a bracket that bisection narrows whenever a Newton step
+/// would leave it.
+fn convex_minimum(slope: impl Fn(f64) -> f64, curvature: impl Fn(f64) -> f64, from: f64, to: f64) -> f64 {
+    if slope(from) >= 0.0 {
+        return from;
+    }
+    if slope(to) <= 0.0 {
+        return to;
+    }
+    let (mut lo, mut hi) = (from, to);
+    let mut x = 0.5 * (lo + hi);
+    for _ in 0..100 {
+        let g = slope(x);
+        if g == 0.0 {
+            return x;
+        }
+        if g < 0.0 {
+            lo = x;
+        } else {
+            hi = x;
+        }
+        let h = curvature(x);
+        let newton = x - g / h;
+        let next = if h > 0.0 && newton > lo && newton < hi {
+            newton
+        } else {
+            0.5 * (lo + hi)
+        };
+        if (next - x).abs() <= 1e-10 * next.abs().max(1e-15) {
+            return next;
+        }
+        x = next;
+    }
+    x
+}
+
+/// Compares the canary's counts with stable's.
+pub(crate) fn compare(
+    prior: &Prior,
+    canary: Tally,
+    stable: Tally,
+    tolerance: Tolerance,
+    levels: Levels,
+) -> Comparison {
+    let pair = Pair {
+        canary: RateEvidence::new(prior, canary),
+        stable: RateEvidence::new(prior, stable),
+    };
+    let (t, k) = (tolerance.absolute, 1.0 + tolerance.relative);
+    let (fail, succeed) = (-levels.fail.ln(), -levels.succeed.ln());
+    let against_within = pair.ln_against_within(t, k);
+    let against_worse = pair.ln_against_worse(t, k);
+    let verdict = if against_within >= fail {
+        Verdict::Failed
+    } else if against_worse >= succeed {
+        Verdict::Successful
+    } else {
+        Verdict::NotEnoughData
+    };
+    let (a_hat, b_hat) = (pair.canary.estimate(), pair.stable.estimate());
+    let both = canary.trials > 0 && stable.trials > 0;
+    Comparison {
+        verdict,
+        canary,
+        stable,
+        difference: Bounds {
+            estimate: if both { a_hat - b_hat } else { 0.0 },
+            lower: pair.lower_excess(0.0, 1.0, fail),
+            upper: pair.upper_excess(0.0, 1.0, succeed),
+        },
+        excess: Bounds {
+            estimate: if both { a_hat - t - k * b_hat } else { 0.0 },
+            lower: pair.lower_excess(t, k, fail),
+            upper: pair.upper_excess(t, k, succeed),
+        },
+        failure_evidence: Evidence {
+            value: saturate(against_within),
+            needed: 1.0 / levels.fail,
+        },
+        success_evidence: Evidence {
+            value: saturate(against_worse),
+            needed: 1.0 / levels.succeed,
+        },
+    }
+}
+
+fn saturate(ln_value: f64) -> f64 {
+    if ln_value >= f64::MAX.ln() {
+        f64::MAX
+    } else {
+        ln_value.exp()
+    }
+}
