@@ -19,6 +19,27 @@ pub struct Assessment {
     pub latency: LatencyAssessment,
 }
 
+/// The verdicts of one look, without what they rest on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdicts {
+    /// The judge's verdict: as [`Assessment::verdict`].
+    pub overall: Verdict,
+    /// The errors comparison's.
+    pub errors: Verdict,
+    /// The latency comparison's.
+    pub latency: Verdict,
+}
+
+impl Default for Verdicts {
+    fn default() -> Self {
+        Verdicts {
+            overall: Verdict::NotEnoughData,
+            errors: Verdict::NotEnoughData,
+            latency: Verdict::NotEnoughData,
+        }
+    }
+}
+
 /// The latency side of an assessment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

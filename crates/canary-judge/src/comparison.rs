@@ -2,7 +2,7 @@
 //! requests slower than one latency bound), with a tolerance.
 //!
 //! The canary is worse than tolerated when its rate `a` and stable's `b`
-//! satisfy `a > t + (1+r)·b` ([`Tolerance`]). Each version's counts give a
+//! satisfy `a > b + max(t, r·b)` ([`Tolerance`]). Each version's counts give a
 //! mixture martingale `M_c(a)`, `M_s(b)` ([`crate::rate`]); requests of the
 //! two versions are independent, so `M_c(a)·M_s(b)` is a test martingale
 //! at the true pair. Its infimum over every pair within the tolerance is
@@ -14,9 +14,9 @@
 //! the nuisance, stable's rate, is profiled out.)
 //!
 //! The bounds reported are the confidence sequence these tests invert: for
-//! the difference `a - b`, and for the excess over the tolerance,
-//! `a - t - (1+r)·b`, which is above 0 exactly when the verdict is Failed
-//! and below 0 exactly when it is Successful.
+//! the difference `a - b`, and for the excess over the tolerated limit,
+//! `a - b - max(t, r·b)`, which is above 0 exactly when the verdict is
+//! Failed and below 0 exactly when it is Successful.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +70,8 @@ pub struct Comparison {
     pub stable: Tally,
     /// The canary's rate minus stable's.
     pub difference: Bounds,
-    /// The canary's rate minus the tolerated limit, `t + (1+r)·stable`:
+    /// The canary's rate minus the tolerated limit, `b + max(t, r·b)` for
+    /// stable's rate `b`:
     /// Failed exactly when `lower > 0`, Successful exactly when `upper < 0`.
     pub excess: Bounds,
     /// E-value against "the canary is within the tolerance"; Failed when it
@@ -96,14 +97,64 @@ struct Pair {
     stable: RateEvidence,
 }
 
+/// A tolerance limit shifted by `shift`: the canary's rate may reach
+/// `max(b + absolute, (1 + relative)·b) + shift` while stable's is `b`.
+#[derive(Debug, Clone, Copy)]
+struct Limit {
+    absolute: f64,
+    relative: f64,
+    shift: f64,
+}
+
+impl Limit {
+    fn new(tolerance: Tolerance, shift: f64) -> Limit {
+        Limit {
+            absolute: tolerance.absolute,
+            relative: tolerance.relative,
+            shift,
+        }
+    }
+
+    fn at(self, b: f64) -> f64 {
+        (b + self.absolute).max((1.0 + self.relative) * b) + self.shift
+    }
+
+    fn slope_at(self, b: f64) -> f64 {
+        if self.relative * b < self.absolute {
+            1.0
+        } else {
+            1.0 + self.relative
+        }
+    }
+
+    /// The two straight pieces whose maximum the limit is: `(t, k)` for
+    /// `a ≤ t + k·b`.
+    fn pieces(self) -> [(f64, f64); 2] {
+        [
+            (self.absolute + self.shift, 1.0),
+            (self.shift, 1.0 + self.relative),
+        ]
+    }
+}
+
 impl Pair {
-    /// `ln inf { M_c(a)·M_s(b) : a ≤ t + k·b }` for a shifted tolerance
-    /// `t` and slope `k = 1 + r`: the log evidence against "within".
-    fn ln_against_within(&self, t: f64, k: f64) -> f64 {
+    /// `ln inf { M_c(a)·M_s(b) : a ≤ limit(b) }`: the log evidence against
+    /// "within the tolerance". The region is the union of the two pieces'
+    /// half-planes, so the infimum is the smaller of theirs.
+    fn ln_against_within(&self, limit: Limit) -> f64 {
+        limit
+            .pieces()
+            .into_iter()
+            .map(|(t, k)| self.ln_against_below_line(t, k))
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// `ln inf { M_c(a)·M_s(b) : a ≤ t + k·b }`.
+    fn ln_against_below_line(&self, t: f64, k: f64) -> f64 {
         let (c, s) = (&self.canary, &self.stable);
         let (a_hat, b_hat) = (c.estimate(), s.estimate());
         // Below stable's estimate both terms fall as b grows; once the
-        // limit passes the canary's estimate, the canary's term is at its
+        // line passes the canary's estimate, the canary's term is at its
         // minimum and stable's only grows. Between, the sum is convex.
         let from = b_hat;
         let to = ((a_hat - t) / k).min(1.0);
@@ -116,34 +167,50 @@ impl Pair {
         value(convex_minimum(slope, curvature, from, to))
     }
 
-    /// `ln inf { M_c(a)·M_s(b) : a ≥ t + k·b }`: the log evidence against
-    /// "worse than tolerated".
-    fn ln_against_worse(&self, t: f64, k: f64) -> f64 {
+    /// `ln inf { M_c(a)·M_s(b) : a ≥ limit(b) }`: the log evidence against
+    /// "worse than tolerated". The limit is convex in `b`, and `ln M_c` is
+    /// convex and rising above the canary's estimate, so the profile is
+    /// convex.
+    fn ln_against_worse(&self, limit: Limit) -> f64 {
         let (c, s) = (&self.canary, &self.stable);
         let (a_hat, b_hat) = (c.estimate(), s.estimate());
         // Stable rates whose limit is still a rate at all.
-        let highest = (1.0 - t) / k;
+        let highest = limit
+            .pieces()
+            .into_iter()
+            .map(|(t, k)| (1.0 - t) / k)
+            .fold(f64::INFINITY, f64::min);
         if highest < 0.0 {
             return f64::INFINITY;
         }
-        let from = ((a_hat - t) / k).max(0.0);
+        // Where the limit reaches the canary's estimate: below, only
+        // stable's term moves, and it falls.
+        let from = limit
+            .pieces()
+            .into_iter()
+            .map(|(t, k)| (a_hat - t) / k)
+            .fold(f64::INFINITY, f64::min)
+            .max(0.0);
         let to = b_hat.min(highest);
-        let value = |b: f64| s.ln_evidence(b) + c.ln_evidence((t + k * b).clamp(a_hat, 1.0));
+        let value = |b: f64| s.ln_evidence(b) + c.ln_evidence(limit.at(b).clamp(a_hat, 1.0));
         if to <= from {
             return value(to.max(0.0));
         }
-        let slope = |b: f64| s.slope(b) + k * c.slope(t + k * b);
-        let curvature = |b: f64| s.curvature(b) + k * k * c.curvature(t + k * b);
+        let slope = |b: f64| s.slope(b) + limit.slope_at(b) * c.slope(limit.at(b));
+        let curvature = |b: f64| {
+            let k = limit.slope_at(b);
+            s.curvature(b) + k * k * c.curvature(limit.at(b))
+        };
         value(convex_minimum(slope, curvature, from, to))
     }
 
-    /// The smallest shift `x` of the tolerance (`t + x`) at which the
-    /// evidence against "within" drops below `threshold`: the lower
-    /// confidence bound of `a - t - k·b`.
-    fn lower_excess(&self, t: f64, k: f64, threshold: f64) -> f64 {
-        // Evidence against "within t + x" falls as x grows.
-        let rejected = |x: f64| self.ln_against_within(t + x, k) >= threshold;
-        let (mut lo, mut hi) = (-1.0 - k, 1.0);
+    /// The lower confidence bound of the canary's rate minus the limit:
+    /// the largest shift at which "within the shifted limit" is still
+    /// rejected.
+    fn lower_excess(&self, tolerance: Tolerance, threshold: f64) -> f64 {
+        // Evidence against "within limit + x" falls as x grows.
+        let rejected = |x: f64| self.ln_against_within(Limit::new(tolerance, x)) >= threshold;
+        let (mut lo, mut hi) = (-2.0, 1.0);
         if !rejected(lo) {
             return lo;
         }
@@ -158,11 +225,11 @@ impl Pair {
         lo
     }
 
-    /// The upper confidence bound of `a - t - k·b`.
-    fn upper_excess(&self, t: f64, k: f64, threshold: f64) -> f64 {
-        // Evidence against "worse than t + x" grows as x grows.
-        let rejected = |x: f64| self.ln_against_worse(t + x, k) >= threshold;
-        let (mut lo, mut hi) = (-1.0, 1.0 + k);
+    /// The upper confidence bound of the canary's rate minus the limit.
+    fn upper_excess(&self, tolerance: Tolerance, threshold: f64) -> f64 {
+        // Evidence against "worse than limit + x" grows as x grows.
+        let rejected = |x: f64| self.ln_against_worse(Limit::new(tolerance, x)) >= threshold;
+        let (mut lo, mut hi) = (-2.0, 1.0);
         if !rejected(hi) {
             return hi;
         }
@@ -186,7 +253,12 @@ const BISECTIONS: usize = 24;
 /// non-decreasing slope and its curvature: Newton's method on the slope,
 /// kept inside a bracket that bisection narrows whenever a Newton step
 /// would leave it.
-fn convex_minimum(slope: impl Fn(f64) -> f64, curvature: impl Fn(f64) -> f64, from: f64, to: f64) -> f64 {
+fn convex_minimum(
+    slope: impl Fn(f64) -> f64,
+    curvature: impl Fn(f64) -> f64,
+    from: f64,
+    to: f64,
+) -> f64 {
     if slope(from) >= 0.0 {
         return from;
     }
@@ -220,53 +292,98 @@ fn convex_minimum(slope: impl Fn(f64) -> f64, curvature: impl Fn(f64) -> f64, fr
     x
 }
 
-/// Compares the canary's counts with stable's.
-pub(crate) fn compare(
-    prior: &Prior,
-    canary: Tally,
-    stable: Tally,
-    tolerance: Tolerance,
-    levels: Levels,
-) -> Comparison {
-    let pair = Pair {
-        canary: RateEvidence::new(prior, canary),
-        stable: RateEvidence::new(prior, stable),
-    };
-    let (t, k) = (tolerance.absolute, 1.0 + tolerance.relative);
-    let (fail, succeed) = (-levels.fail.ln(), -levels.succeed.ln());
-    let against_within = pair.ln_against_within(t, k);
-    let against_worse = pair.ln_against_worse(t, k);
-    let verdict = if against_within >= fail {
-        Verdict::Failed
-    } else if against_worse >= succeed {
-        Verdict::Successful
-    } else {
-        Verdict::NotEnoughData
-    };
-    let (a_hat, b_hat) = (pair.canary.estimate(), pair.stable.estimate());
-    let both = canary.trials > 0 && stable.trials > 0;
-    Comparison {
-        verdict,
-        canary,
-        stable,
-        difference: Bounds {
-            estimate: if both { a_hat - b_hat } else { 0.0 },
-            lower: pair.lower_excess(0.0, 1.0, fail),
-            upper: pair.upper_excess(0.0, 1.0, succeed),
-        },
-        excess: Bounds {
-            estimate: if both { a_hat - t - k * b_hat } else { 0.0 },
-            lower: pair.lower_excess(t, k, fail),
-            upper: pair.upper_excess(t, k, succeed),
-        },
-        failure_evidence: Evidence {
-            value: saturate(against_within),
-            needed: 1.0 / levels.fail,
-        },
-        success_evidence: Evidence {
-            value: saturate(against_worse),
-            needed: 1.0 / levels.succeed,
-        },
+/// A comparison's verdict and evidence, without the bounds (which cost
+/// more to invert): what a look needs to act.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Decision {
+    pub verdict: Verdict,
+    /// `ln` of the failure evidence.
+    pub against_within: f64,
+    /// `ln` of the success evidence.
+    pub against_worse: f64,
+}
+
+/// One comparison's inputs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Question<'p> {
+    pub prior: &'p Prior,
+    pub canary: Tally,
+    pub stable: Tally,
+    pub tolerance: Tolerance,
+    pub levels: Levels,
+}
+
+impl Question<'_> {
+    fn pair(&self) -> Pair {
+        Pair {
+            canary: RateEvidence::new(self.prior, self.canary),
+            stable: RateEvidence::new(self.prior, self.stable),
+        }
+    }
+
+    fn thresholds(&self) -> (f64, f64) {
+        (-self.levels.fail.ln(), -self.levels.succeed.ln())
+    }
+
+    /// The verdict and its evidence.
+    pub(crate) fn decide(&self) -> Decision {
+        self.decide_with(&self.pair())
+    }
+
+    fn decide_with(&self, pair: &Pair) -> Decision {
+        let (fail, succeed) = self.thresholds();
+        let limit = Limit::new(self.tolerance, 0.0);
+        let against_within = pair.ln_against_within(limit);
+        let against_worse = pair.ln_against_worse(limit);
+        let verdict = if against_within >= fail {
+            Verdict::Failed
+        } else if against_worse >= succeed {
+            Verdict::Successful
+        } else {
+            Verdict::NotEnoughData
+        };
+        Decision {
+            verdict,
+            against_within,
+            against_worse,
+        }
+    }
+
+    /// The verdict, its evidence and the confidence bounds.
+    pub(crate) fn compare(&self) -> Comparison {
+        let pair = self.pair();
+        let decision = self.decide_with(&pair);
+        let (fail, succeed) = self.thresholds();
+        let (a_hat, b_hat) = (pair.canary.estimate(), pair.stable.estimate());
+        let both = self.canary.trials > 0 && self.stable.trials > 0;
+        let none = Tolerance {
+            absolute: 0.0,
+            relative: 0.0,
+        };
+        let limit = Limit::new(self.tolerance, 0.0);
+        Comparison {
+            verdict: decision.verdict,
+            canary: self.canary,
+            stable: self.stable,
+            difference: Bounds {
+                estimate: if both { a_hat - b_hat } else { 0.0 },
+                lower: pair.lower_excess(none, fail),
+                upper: pair.upper_excess(none, succeed),
+            },
+            excess: Bounds {
+                estimate: if both { a_hat - limit.at(b_hat) } else { 0.0 },
+                lower: pair.lower_excess(self.tolerance, fail),
+                upper: pair.upper_excess(self.tolerance, succeed),
+            },
+            failure_evidence: Evidence {
+                value: saturate(decision.against_within),
+                needed: 1.0 / self.levels.fail,
+            },
+            success_evidence: Evidence {
+                value: saturate(decision.against_worse),
+                needed: 1.0 / self.levels.succeed,
+            },
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::assessment::{combine, Assessment, BoundComparison, LatencyAssessment};
-use crate::comparison::{compare, Levels};
+use crate::assessment::{combine, Assessment, BoundComparison, LatencyAssessment, Verdicts};
+use crate::comparison::{Levels, Question, Verdict};
 use crate::look::{Buckets, Increment, Look, LookError, Side};
 use crate::prior::Prior;
 use crate::rate::Tally;
@@ -24,9 +24,9 @@ pub struct Judge {
     canary: Totals,
     /// Latency bounds in microseconds, from the first histogram on.
     bounds: Vec<f64>,
-    /// The assessment of the counts above (derived; recomputed on load).
+    /// The verdicts for the counts above (derived; recomputed on load).
     #[serde(skip)]
-    current: Option<Assessment>,
+    verdicts: Verdicts,
 }
 
 /// One version's counts since the judge started.
@@ -78,10 +78,7 @@ impl Totals {
             for (total, &added) in next.at_or_below.iter_mut().zip(&buckets.cumulative) {
                 *total = total.checked_add(added).ok_or_else(overflow)?;
             }
-            next.timed = next
-                .timed
-                .checked_add(buckets.count)
-                .ok_or_else(overflow)?;
+            next.timed = next.timed.checked_add(buckets.count).ok_or_else(overflow)?;
         }
         Ok(next)
     }
@@ -97,9 +94,9 @@ impl Judge {
             stable: Totals::default(),
             canary: Totals::default(),
             bounds: Vec::new(),
-            current: None,
+            verdicts: Verdicts::default(),
         };
-        judge.reassess(true);
+        judge.decide(true);
         Ok(judge)
     }
 
@@ -145,40 +142,27 @@ impl Judge {
         self.canary = canary;
         self.bounds = bounds;
         self.looks += 1;
-        self.reassess(latency_changed);
+        self.decide(latency_changed);
         Ok(())
+    }
+
+    /// The verdicts for the counts so far: what a look acts on. The same
+    /// as [`Judge::assess`]'s, without computing the bounds.
+    pub fn verdicts(&self) -> Verdicts {
+        self.verdicts
     }
 
     /// The verdict and everything it rests on, for the counts so far.
     pub fn assess(&self) -> Assessment {
-        match &self.current {
-            Some(current) => current.clone(),
-            None => self.compute(None),
-        }
-    }
-
-    fn reassess(&mut self, latency_changed: bool) {
-        let keep = if latency_changed {
-            None
-        } else {
-            self.current.take().map(|a| a.latency)
-        };
-        self.current = Some(self.compute(keep));
-    }
-
-    fn compute(&self, latency: Option<LatencyAssessment>) -> Assessment {
-        let settings = &self.settings;
-        let errors = compare(
-            &Prior::rates(),
-            self.canary.errors(),
-            self.stable.errors(),
-            settings.errors,
-            Levels {
-                fail: settings.error_alpha(),
-                succeed: settings.success_risk,
-            },
+        let errors = self.error_question().compare();
+        let latency = LatencyAssessment::from_bounds(
+            self.latency_questions()
+                .map(|(bound_micros, question)| BoundComparison {
+                    bound_micros,
+                    comparison: question.compare(),
+                })
+                .collect(),
         );
-        let latency = latency.unwrap_or_else(|| self.compare_latency());
         Assessment {
             verdict: combine([errors.verdict, latency.verdict]),
             looks: self.looks,
@@ -187,33 +171,60 @@ impl Judge {
         }
     }
 
+    fn decide(&mut self, latency_changed: bool) {
+        let errors = self.error_question().decide().verdict;
+        let latency = if latency_changed {
+            if self.bounds.is_empty() {
+                Verdict::NotEnoughData
+            } else {
+                combine(self.latency_questions().map(|(_, q)| q.decide().verdict))
+            }
+        } else {
+            self.verdicts.latency
+        };
+        self.verdicts = Verdicts {
+            overall: combine([errors, latency]),
+            errors,
+            latency,
+        };
+    }
+
+    fn error_question(&self) -> Question<'static> {
+        let settings = &self.settings;
+        Question {
+            prior: Prior::rates(),
+            canary: self.canary.errors(),
+            stable: self.stable.errors(),
+            tolerance: settings.errors,
+            levels: Levels {
+                fail: settings.error_alpha(),
+                succeed: settings.success_risk,
+            },
+        }
+    }
+
     /// Every bound is its own comparison; the latency budget and the
     /// success risk are split evenly among them (a union bound), so that
     /// any bound failing falsely has probability at most the budget.
-    fn compare_latency(&self) -> LatencyAssessment {
+    fn latency_questions(&self) -> impl Iterator<Item = (f64, Question<'static>)> + '_ {
         let settings = &self.settings;
         let count = self.bounds.len().max(1) as f64;
         let levels = Levels {
             fail: settings.latency_alpha() / count,
             succeed: settings.success_risk / count,
         };
-        let prior = Prior::shares();
-        let bounds = self
-            .bounds
-            .iter()
-            .enumerate()
-            .map(|(index, &bound_micros)| BoundComparison {
-                bound_micros,
-                comparison: compare(
-                    &prior,
-                    self.canary.slower_than(index),
-                    self.stable.slower_than(index),
-                    settings.latency,
+        self.bounds.iter().enumerate().map(move |(index, &bound)| {
+            (
+                bound,
+                Question {
+                    prior: Prior::shares(),
+                    canary: self.canary.slower_than(index),
+                    stable: self.stable.slower_than(index),
+                    tolerance: settings.latency,
                     levels,
-                ),
-            })
-            .collect();
-        LatencyAssessment::from_bounds(bounds)
+                },
+            )
+        })
     }
 }
 
@@ -275,9 +286,6 @@ impl TryFrom<JudgeRecord> for Judge {
             canary: as_increment(&record.canary),
         })?;
         judge.looks = record.looks;
-        if let Some(current) = &mut judge.current {
-            current.looks = record.looks;
-        }
         Ok(judge)
     }
 }

@@ -33,7 +33,7 @@ pub mod settings;
 #[cfg(feature = "simulation")]
 pub mod simulation;
 
-pub use assessment::{Assessment, BoundComparison, LatencyAssessment};
+pub use assessment::{Assessment, BoundComparison, LatencyAssessment, Verdicts};
 pub use comparison::{Bounds, Comparison, Evidence, Verdict};
 pub use judge::{Judge, StateError, Totals};
 pub use look::{Buckets, Increment, Look, LookError, Side};

@@ -4,6 +4,8 @@
 //! function of the counts alone: no path, no order, nothing to persist but
 //! the counts.
 
+use std::sync::OnceLock;
+
 use statrs::function::beta::ln_beta;
 
 /// A finite mixture `Σ w_k Beta(a_k, b_k)` over a proportion.
@@ -28,24 +30,30 @@ impl Prior {
     /// 0.1% and one of 10% cost about the same (mass near the truth is what
     /// an e-value pays for), and `Beta(1, 1)` keeps mass near 100% for a
     /// canary that fails everything.
-    pub(crate) fn rates() -> Prior {
-        let shapes: Vec<(f64, f64)> = (0..=8)
-            .map(|k| (1.0, 10f64.powf(f64::from(k) / 2.0)))
-            .collect();
-        Prior::new(&shapes)
+    pub(crate) fn rates() -> &'static Prior {
+        static RATES: OnceLock<Prior> = OnceLock::new();
+        RATES.get_or_init(|| {
+            let shapes: Vec<(f64, f64)> = (0..=8)
+                .map(|k| (1.0, 10f64.powf(f64::from(k) / 2.0)))
+                .collect();
+            Prior::new(&shapes)
+        })
     }
 
     /// For the share of requests slower than a latency bound, which may be
     /// near 0, near 1 or anywhere between: the same ladder from both ends,
     /// `Beta(1, κ)` and `Beta(κ, 1)` for κ = √10 … 10³, plus `Beta(1, 1)`.
-    pub(crate) fn shares() -> Prior {
-        let mut shapes = vec![(1.0, 1.0)];
-        for k in 1..=6 {
-            let kappa = 10f64.powf(f64::from(k) / 2.0);
-            shapes.push((1.0, kappa));
-            shapes.push((kappa, 1.0));
-        }
-        Prior::new(&shapes)
+    pub(crate) fn shares() -> &'static Prior {
+        static SHARES: OnceLock<Prior> = OnceLock::new();
+        SHARES.get_or_init(|| {
+            let mut shapes = vec![(1.0, 1.0)];
+            for k in 1..=6 {
+                let kappa = 10f64.powf(f64::from(k) / 2.0);
+                shapes.push((1.0, kappa));
+                shapes.push((kappa, 1.0));
+            }
+            Prior::new(&shapes)
+        })
     }
 
     /// `ln ∫ θ^x (1-θ)^(n-x) dπ(θ)`: the mixture's probability of one

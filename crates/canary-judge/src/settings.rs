@@ -4,25 +4,26 @@ use serde::{Deserialize, Serialize};
 
 /// How much worse than stable the canary may be before it counts as worse:
 /// its share (of errors, or of requests slower than a latency bound) may
-/// exceed stable's by `absolute + relative × stable's share`.
+/// exceed stable's by `absolute`, or by `relative × stable's share`,
+/// whichever is larger.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tolerance {
     /// As a fraction: `0.005` allows half a percentage point.
     pub absolute: f64,
-    /// A multiple of stable's share: `0.25` allows a quarter more.
+    /// A multiple of stable's share: `0.1` allows a tenth more.
     pub relative: f64,
 }
 
 impl Tolerance {
-    /// The largest share the canary may have while stable's is `stable`.
-    pub fn limit(self, stable: f64) -> f64 {
-        self.absolute + (1.0 + self.relative) * stable
-    }
-
     /// The allowed excess over stable's share `stable`.
     pub fn allowance(self, stable: f64) -> f64 {
-        self.absolute + self.relative * stable
+        self.absolute.max(self.relative * stable)
+    }
+
+    /// The largest share the canary may have while stable's is `stable`.
+    pub fn limit(self, stable: f64) -> f64 {
+        stable + self.allowance(stable)
     }
 }
 
@@ -54,15 +55,15 @@ pub mod defaults {
     /// One false rollback in a hundred rollouts at most.
     pub const ALPHA: f64 = 0.01;
     /// Errors decide most rollbacks; latency's shifts are large when real.
-    pub const ERROR_SHARE: f64 = 0.8;
+    pub const ERROR_SHARE: f64 = 0.9;
     /// The usual one-sided level of a non-inferiority test.
     pub const SUCCESS_RISK: f64 = 0.05;
-    /// Errors: a fifth of a point plus a quarter of stable's rate.
+    /// Errors: a tenth of a percentage point.
     pub const ERRORS: Tolerance = Tolerance {
-        absolute: 0.002,
-        relative: 0.25,
+        absolute: 0.001,
+        relative: 0.0,
     };
-    /// Latency: two points plus a fifth of stable's share at every bound.
+    /// Latency: two points, or a fifth of stable's share, at every bound.
     pub const LATENCY: Tolerance = Tolerance {
         absolute: 0.02,
         relative: 0.2,

@@ -14,6 +14,6 @@ pub mod rollout;
 pub mod summary;
 pub mod traffic;
 
-pub use rollout::{run, Ending, Gate, Outcome, Scenario, Step, Timing};
+pub use rollout::{run, run_many, Ending, Gate, Outcome, Scenario, Step, Timing};
 pub use summary::{clopper_pearson, Summary};
 pub use traffic::{Behaviour, Latency, SHIPPED_BOUNDS_MICROS};

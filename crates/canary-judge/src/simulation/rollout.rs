@@ -126,6 +126,10 @@ pub struct Outcome {
     pub latency_failed: bool,
     /// The first look at which the judge said Successful.
     pub first_success_ms: Option<u64>,
+    /// The first look at which the errors comparison said Successful.
+    pub errors_success_ms: Option<u64>,
+    /// The first look at which the latency comparison said Successful.
+    pub latency_success_ms: Option<u64>,
     /// Requests the canary served (visible to the judge).
     pub canary_requests: u64,
     /// Of which failed.
@@ -150,6 +154,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
     let mut step = 0;
     let mut step_started = 0;
     let mut first_success_ms = None;
+    let mut errors_success_ms = None;
+    let mut latency_success_ms = None;
     let mut unflushed = [Pending::default(); 2];
     let mut untimed = [0u64; 2];
     let mut visible = [Pending::default(); 2];
@@ -206,20 +212,28 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
         if let Err(error) = judge.observe(&look) {
             panic!("the simulator fed a refused look: {error}");
         }
-        let assessment = judge.assess();
-        if assessment.verdict == Verdict::Successful && first_success_ms.is_none() {
-            first_success_ms = Some(now);
+        let verdicts = judge.verdicts();
+        for (verdict, first) in [
+            (verdicts.overall, &mut first_success_ms),
+            (verdicts.errors, &mut errors_success_ms),
+            (verdicts.latency, &mut latency_success_ms),
+        ] {
+            if verdict == Verdict::Successful && first.is_none() {
+                *first = Some(now);
+            }
         }
         let outcome = |ending| Outcome {
             ending,
             at_ms: now,
-            errors_failed: assessment.errors.verdict == Verdict::Failed,
-            latency_failed: assessment.latency.verdict == Verdict::Failed,
+            errors_failed: verdicts.errors == Verdict::Failed,
+            latency_failed: verdicts.latency == Verdict::Failed,
             first_success_ms,
+            errors_success_ms,
+            latency_success_ms,
             canary_requests: judge.canary().requests,
             canary_errors: judge.canary().errors,
         };
-        if assessment.verdict == Verdict::Failed {
+        if verdicts.overall == Verdict::Failed {
             return outcome(Ending::RolledBack);
         }
         let Some(current) = scenario.steps.get(step) else {
@@ -228,7 +242,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
         let elapsed = now - step_started;
         let passes = match scenario.gate {
             Gate::AfterPause => true,
-            Gate::Successful => assessment.verdict == Verdict::Successful,
+            Gate::Successful => verdicts.overall == Verdict::Successful,
         };
         if elapsed >= current.pause_ms && passes {
             step += 1;
@@ -240,6 +254,32 @@ pub fn run(scenario: &Scenario, seed: u64) -> Outcome {
             return outcome(Ending::Stalled);
         }
     }
+}
+
+/// Runs one rollout per seed, on every core, in seed order.
+pub fn run_many(scenario: &Scenario, seeds: std::ops::Range<u64>) -> Vec<Outcome> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let seeds: Vec<u64> = seeds.collect();
+    let chunk = seeds.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = seeds
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|&seed| run(scenario, seed))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| match handle.join() {
+                Ok(outcomes) => outcomes,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 fn add(mut total: Buckets, more: &Buckets) -> Buckets {
