@@ -394,3 +394,77 @@ fn saturate(ln_value: f64) -> f64 {
         ln_value.exp()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(canary: (u64, u64), stable: (u64, u64)) -> Pair {
+        let tally = |(events, trials)| Tally { events, trials };
+        Pair {
+            canary: RateEvidence::new(Prior::rates(), tally(canary)),
+            stable: RateEvidence::new(Prior::rates(), tally(stable)),
+        }
+    }
+
+    /// The profiled infimum, found by brute force over a fine grid of
+    /// stable rates (and the canary's best rate for each).
+    fn brute_force(pair: &Pair, limit: Limit, within: bool) -> f64 {
+        let a_hat = pair.canary.estimate();
+        (0..=200_000)
+            .map(|i| f64::from(i) / 200_000.0)
+            .filter(|&b| limit.at(b) <= 1.0 || within)
+            .map(|b| {
+                let a = if within {
+                    limit.at(b).clamp(0.0, a_hat)
+                } else {
+                    limit.at(b).clamp(a_hat, 1.0)
+                };
+                pair.stable.ln_evidence(b) + pair.canary.ln_evidence(a)
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    #[test]
+    fn profiles_match_brute_force() {
+        let tolerances = [
+            Tolerance {
+                absolute: 0.001,
+                relative: 0.0,
+            },
+            Tolerance {
+                absolute: 0.005,
+                relative: 0.2,
+            },
+            Tolerance {
+                absolute: 0.0,
+                relative: 0.5,
+            },
+        ];
+        let cases = [
+            ((30, 1_000), (90, 9_000)),
+            ((100, 1_000), (18, 1_800)),
+            ((2, 1_000), (50, 5_000)),
+            ((0, 500), (3, 4_000)),
+            ((20, 20), (2, 180)),
+        ];
+        for tolerance in tolerances {
+            for (canary, stable) in cases {
+                let pair = pair(canary, stable);
+                let limit = Limit::new(tolerance, 0.0);
+                for within in [true, false] {
+                    let fast = if within {
+                        pair.ln_against_within(limit)
+                    } else {
+                        pair.ln_against_worse(limit)
+                    };
+                    let slow = brute_force(&pair, limit, within);
+                    assert!(
+                        fast <= slow + 1e-6 && fast >= slow - 1e-2,
+                        "{canary:?} {stable:?} {tolerance:?} within={within}: {fast} vs {slow}"
+                    );
+                }
+            }
+        }
+    }
+}
