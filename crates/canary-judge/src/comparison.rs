@@ -206,43 +206,36 @@ impl Pair {
 
     /// The lower confidence bound of the canary's rate minus the limit:
     /// the largest shift at which "within the shifted limit" is still
-    /// rejected.
+    /// rejected (that evidence falls as the shift grows).
     fn lower_excess(&self, tolerance: Tolerance, threshold: f64) -> f64 {
-        // Evidence against "within limit + x" falls as x grows.
-        let rejected = |x: f64| self.ln_against_within(Limit::new(tolerance, x)) >= threshold;
-        let (mut lo, mut hi) = (-2.0, 1.0);
-        if !rejected(lo) {
-            return lo;
-        }
-        for _ in 0..BISECTIONS {
-            let mid = 0.5 * (lo + hi);
-            if rejected(mid) {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+        last_true(|x| self.ln_against_within(Limit::new(tolerance, x)) >= threshold)
     }
 
-    /// The upper confidence bound of the canary's rate minus the limit.
+    /// The upper confidence bound of the canary's rate minus the limit:
+    /// the smallest shift at which "worse than the shifted limit" is
+    /// rejected (that evidence grows with the shift).
     fn upper_excess(&self, tolerance: Tolerance, threshold: f64) -> f64 {
-        // Evidence against "worse than limit + x" grows as x grows.
-        let rejected = |x: f64| self.ln_against_worse(Limit::new(tolerance, x)) >= threshold;
-        let (mut lo, mut hi) = (-2.0, 1.0);
-        if !rejected(hi) {
-            return hi;
-        }
-        for _ in 0..BISECTIONS {
-            let mid = 0.5 * (lo + hi);
-            if rejected(mid) {
-                hi = mid;
-            } else {
-                lo = mid;
-            }
-        }
-        hi
+        -last_true(|y| self.ln_against_worse(Limit::new(tolerance, -y)) >= threshold)
     }
+}
+
+/// The largest shift `x` in `[-2, 2]` with `holds(x)`, for `holds` true up
+/// to a point and false after it (`-2` if it never holds), by bisection.
+/// Excesses of rates over a limit lie well inside the range.
+fn last_true(holds: impl Fn(f64) -> bool) -> f64 {
+    let (mut lo, mut hi) = (-2.0, 2.0);
+    if !holds(lo) {
+        return lo;
+    }
+    for _ in 0..BISECTIONS {
+        let mid = 0.5 * (lo + hi);
+        if holds(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Steps of the bisections that invert the tests into bounds: 2⁻²⁴ of the
