@@ -5,6 +5,8 @@
 #   make test    setup, lint, unit and end-to-end tests (what CI runs)
 #
 #   make bench   benchmarks, written to BENCHMARKS.md
+#   make judge-sim  the judge's simulated rollouts: false rollbacks and
+#                detection times (JUDGE_RUNS=2000 per row)
 #
 # Other targets: setup, wasm, build, lint, fmt, schema, crd, oci,
 # validate-envoy, manifests-check.
@@ -19,7 +21,7 @@ WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
 MANIFESTS_PYTHON := $(CURDIR)/.tools/manifests-venv/bin/python
 
-.PHONY: all setup wasm wasm-size build demo bench lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
+.PHONY: all setup wasm wasm-size build demo bench judge-sim lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
 
 all: wasm
 
@@ -51,6 +53,11 @@ demo: setup wasm build
 bench: setup wasm
 	$(CARGO) build --release -p canary -p canary-bench
 	ENVOY=$(ENVOY) CANARY_BIN=$(CURDIR)/target/release/canary target/release/canary-bench
+
+## judge-sim: the judge's simulation sweep (false rollbacks, detection times), Markdown tables on stdout
+JUDGE_RUNS ?= 2000
+judge-sim:
+	$(CARGO) run --release -q -p canary-judge --features simulation --bin judge-sim -- --runs $(JUDGE_RUNS)
 
 ## lint: formatting and clippy (native and wasm), warnings are errors
 lint:
