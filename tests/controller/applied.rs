@@ -1,7 +1,8 @@
 //! The controller checks that the Envoys apply what it pushed, through the
 //! filter's `weight_bp` gauges: a push Envoy never loads (here an ECDS file
-//! Envoy does not watch) is reported in the status and warned about, never
-//! taken for done.
+//! Envoy does not watch) is reported in the status, never taken for done,
+//! and once the verify deadline passes the rollout rolls back with a
+//! warning.
 
 use std::time::Duration;
 
@@ -10,7 +11,11 @@ use crate::stage::{rollout, Stage};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_envoy_never_loads_is_reported_and_warned_about() {
     let stage = Stage::start(false).await;
-    let rollout = stage.write_rollout(&rollout("v2", "", &["setWeight: 20", "pause: {}"]));
+    let rollout = stage.write_rollout(&rollout(
+        "v2",
+        "  verifyDeadline: 4s\n",
+        &["setWeight: 20", "pause: {}"],
+    ));
     let mut args = stage.run_args(&rollout, &stage.admin_url());
     // Same resource, but a copy this Envoy does not watch.
     let elsewhere = stage.dir.path().join("not-watched.ecds.yaml");
@@ -30,7 +35,7 @@ async fn a_push_envoy_never_loads_is_reported_and_warned_about() {
                 s.push.applied.as_ref().is_some_and(|a| {
                     a.differs
                         .as_deref()
-                        .is_some_and(|d| d.contains("send 0% to v2, pushed 20%"))
+                        .is_some_and(|d| d.contains("route app shows v1 100%"))
                 })
             },
         )
@@ -45,9 +50,14 @@ async fn a_push_envoy_never_loads_is_reported_and_warned_about() {
     assert!(!applied.confirmed);
     assert_eq!(applied.after_ms, None);
 
-    // The operator hears about it in the log, once the grace time is over.
+    assert_eq!(status.phase, "Progressing", "the pause does not start");
+    // The operator hears about it in the log once the deadline is over,
+    // and the rollout rolls back.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !controller.log().contains("do not show it in effect") {
+    while !controller
+        .log()
+        .contains("was not seen in force by every proxy")
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "no warning in the log:\n{}",
@@ -58,8 +68,11 @@ async fn a_push_envoy_never_loads_is_reported_and_warned_about() {
     let log = controller.log();
     let warning = log
         .lines()
-        .find(|l| l.contains("do not show it in effect"))
+        .find(|l| l.contains("was not seen in force by every proxy"))
         .unwrap_or_default();
     assert!(warning.contains("WARN"), "{warning}");
-    assert!(warning.contains("pushed 20%"), "{warning}");
+    assert!(warning.contains("v2 20%, v1 80%"), "{warning}");
+    let status = controller.status().await;
+    assert_eq!(status.traffic.canary_weight, 0.0);
+    assert!(["RollingBack", "Aborted"].contains(&status.phase.as_str()));
 }

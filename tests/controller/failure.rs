@@ -37,7 +37,7 @@ async fn fault_at_ten_percent(faults: Faults, name: &str) {
     let log = controller.log();
     let confirmed = log
         .lines()
-        .rfind(|l| l.contains("every Envoy applies the pushed split"))
+        .rfind(|l| l.contains("every proxy (1) shows"))
         .unwrap_or_else(|| panic!("the rollback was never confirmed:\n{log}"));
     assert!(confirmed.contains("v2 0%, v1 100%"), "{confirmed}");
 

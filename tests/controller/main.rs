@@ -7,6 +7,7 @@ mod applied;
 mod crash;
 mod failure;
 mod metrics_down;
+mod observed;
 mod slow_metrics;
 mod stage;
 mod success;

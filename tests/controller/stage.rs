@@ -139,21 +139,35 @@ impl Stage {
     }
 
     /// What the controller saved in its state file.
-    pub fn saved(&self) -> canary_controller::store::Saved {
-        canary_controller::store::StateStore::new(self.dir.path().join("state.json"))
-            .load()
-            .expect("state file readable")
-            .expect("state file written")
+    pub fn saved(&self) -> canary_rollout::driver::Position {
+        let text = std::fs::read_to_string(self.dir.path().join("state.json"))
+            .expect("state file written");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("state file is JSON");
+        canary_rollout::driver::Position::from_json(&value).expect("state file readable")
     }
 
     /// The filter configuration in Envoy's ECDS file now.
     pub fn pushed(&self) -> canary_config::FilterConfig {
-        canary_controller::push::ecds_file::EcdsFile::new(
+        canary_router::ecds_file::EcdsFile::new(self.envoy.ecds_path().expect("ECDS"), "canary")
+            .current()
+            .expect("ECDS file readable")
+    }
+
+    /// Replaces the ECDS file behind the controller's back (as a
+    /// configuration-management revert would) with `weight` percent for
+    /// the canary `v2` on route `app`.
+    pub fn overwrite_split(&self, weight: f64) {
+        let file = canary_router::ecds_file::EcdsFile::new(
             self.envoy.ecds_path().expect("ECDS"),
             "canary",
-        )
-        .current()
-        .expect("ECDS file readable")
+        );
+        let current = file.current().expect("ECDS file readable");
+        let split = canary_rollout::TrafficState {
+            canary_weight: canary_config::Weight::from_percent(weight).expect("weight"),
+            ..canary_rollout::TrafficState::initial("v1", "v2")
+        };
+        let config = split.apply(&current, &["app".to_owned()]).expect("applies");
+        file.push(&config).expect("ECDS file written");
     }
 
     /// This Envoy's admin URL.
@@ -247,4 +261,14 @@ spec:
         window: 2s
 {cpu}"#
     )
+}
+
+/// The decisions among `events`: everything but the proxies being seen to
+/// apply a split (a restart sees the split in force again, and decides
+/// nothing by it).
+pub fn decisions(events: &[canary_rollout::Event]) -> Vec<&canary_rollout::Event> {
+    events
+        .iter()
+        .filter(|e| e.kind != canary_rollout::EventKind::SplitInForce)
+        .collect()
 }

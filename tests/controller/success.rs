@@ -28,7 +28,10 @@ async fn the_seed_rollout_promotes_with_the_split_following_each_step() {
     );
 
     let saved = stage.saved();
-    assert_eq!(saved.state.status(), canary_rollout::Status::Promoted);
+    assert_eq!(
+        saved.state.as_ref().expect("state").status(),
+        canary_rollout::Status::Promoted
+    );
     let pushed = stage.pushed();
     assert_eq!(
         pushed.routes[0].stable, "v2",

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use canary_controller::client::ApiClient;
-use canary_controller::status::StatusView;
+use canary_api::client::ApiClient;
+use canary_rollout::driver::Report as StatusView;
 
 /// A running `canary run`. Dropping it kills the process.
 pub struct ControllerProcess {
@@ -148,6 +148,19 @@ impl ControllerProcess {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM: asks the process to stop.
+    pub fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
     }
 
     /// SIGKILL, no chance to clean up.

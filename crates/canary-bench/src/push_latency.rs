@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use canary_controller::push::ecds_file::EcdsFile;
 use canary_lab::backend::Backend;
 use canary_lab::envoy::{Delivery, Envoy, EnvoySpec};
 use canary_lab::load::Client;
+use canary_router::ecds_file::EcdsFile;
 use serde::{Deserialize, Serialize};
 
 use crate::stats::quantile;

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use canary_controller::controller::Outcome;
 use canary_lab::load::Summary as LoadSummary;
+use canary_standalone::RunOutcome as Outcome;
 
 use crate::scenario::{Scenario, Timings};
 use crate::stage::{Stage, StageError};
@@ -80,7 +80,7 @@ pub async fn run(
                 return Err(DemoError::Interrupted);
             }
         }
-        let status = stage.shared.status();
+        let status = stage.board.report(None).unwrap_or_default();
         if options.scenario == Scenario::Failure && fault_at.is_none() {
             if reached_25.is_none() && status.traffic.canary_weight >= 25.0 {
                 reached_25 = Some(Instant::now());
@@ -125,7 +125,7 @@ pub async fn run(
         .controller_outcome(false)
         .await
         .map_err(DemoError::Controller)?;
-    let status = stage.shared.status();
+    let status = stage.board.report(None).unwrap_or_default();
     let mut scaled_down = false;
     if outcome == Outcome::Aborted {
         // The seed's last rollback action: scale the canary down; stable
@@ -178,7 +178,7 @@ pub async fn run(
 fn summarise(
     options: &DemoOptions,
     outcome: Outcome,
-    status: &canary_controller::status::StatusView,
+    status: &canary_rollout::driver::Report,
     load: &LoadSummary,
     fault_at: Option<Duration>,
     scaled_down: bool,
@@ -195,7 +195,9 @@ fn summarise(
             ROLLED_BACK_VERDICT.to_owned(),
             options.scenario == Scenario::Failure,
         ),
-        Outcome::Stopped => ("stopped", "stopped before the end".to_owned(), false),
+        Outcome::Stopped | Outcome::StoppedUnconfirmed => {
+            ("stopped", "stopped before the end".to_owned(), false)
+        }
     };
     let requests_by_version = load
         .by_version()

@@ -6,18 +6,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use canary_controller::clock::SystemClock;
-use canary_controller::controller::{
-    CommandRequest, Controller, ControllerConfig, Outcome, Shared,
-};
-use canary_controller::measure::Providers;
-use canary_controller::providers::envoy::EnvoySource;
-use canary_controller::providers::http::HttpClient;
-use canary_controller::push::ecds_file::EcdsFile;
-use canary_controller::push::Pusher;
+use canary_api::{Board, CommandRequest};
 use canary_lab::backend::Backend;
 use canary_lab::envoy::{Delivery, Envoy, EnvoySpec};
 use canary_lab::load::{Client, LoadGenerator, LoadPlan};
+use canary_rollout::ports::SystemClock;
+use canary_router::ecds_file::EcdsFile;
+use canary_router::{Observer, Router, Target};
+use canary_sources::envoy::EnvoySource;
+use canary_sources::http::HttpClient;
+use canary_sources::Sources;
+use canary_standalone::{RunConfig, RunOutcome as Outcome, Shell, StateFile};
 use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -49,7 +48,7 @@ pub struct Stage {
     /// Steady load through Envoy.
     pub load: Option<LoadGenerator>,
     /// What the controller publishes.
-    pub shared: Arc<Shared>,
+    pub board: Arc<Board>,
     /// The controller's task.
     pub controller: Option<JoinHandle<Result<Outcome, String>>>,
     /// Commands to the controller.
@@ -102,42 +101,52 @@ impl Stage {
         std::fs::write(&rollout_file, rollout_yaml(timings, canary.addr()))
             .map_err(|e| start_error("rollout file")(e.to_string()))?;
         let http = HttpClient::new().map_err(|e| start_error("HTTP client")(e.to_string()))?;
-        let providers = Providers {
-            envoy: Some(Arc::new(EnvoySource::new(
-                vec![format!("http://{}", envoy.admin())],
-                http.clone(),
-            ))),
-            http,
-            prometheus_url: None,
-            kubernetes: None,
+        let source = Arc::new(EnvoySource::new(
+            vec![format!("http://{}", envoy.admin())],
+            http.clone(),
+        ));
+        let clock = Arc::new(SystemClock);
+        let scrape = Duration::from_millis(250);
+        let scraper = Arc::clone(&source).spawn_scraper(clock.clone(), scrape);
+        let sources = Sources {
+            envoy: Some(Arc::clone(&source)),
+            ..Sources::new(http)
         };
-        let config = ControllerConfig {
+        let router = Router {
+            target: Target::EcdsFile(EcdsFile::new(ecds, "canary")),
+            observer: Observer::Envoy {
+                source,
+                every: scrape,
+            },
+        };
+        let store = StateFile::lock(dir.path().join("state.json"), "canary demo")
+            .map_err(|e| start_error("controller")(e.to_string()))?;
+        let config = RunConfig {
             rollout_file,
-            state_file: dir.path().join("state.json"),
             watch: false,
-            scrape_interval: Duration::from_millis(250),
-            base_config: None,
+            observe_every: scrape,
         };
-        let shared = Arc::new(Shared::default());
-        let pusher = Pusher::EcdsFile(EcdsFile::new(ecds, "canary"));
-        let controller = Controller::start(
+        let board = Arc::new(Board::default());
+        let shell = Shell::new(
             config,
-            pusher,
-            providers,
-            shared.clone(),
-            Arc::new(SystemClock),
-        )
-        .await
-        .map_err(|e| start_error("controller")(e.to_string()))?;
+            Arc::new(router),
+            Arc::new(sources),
+            Box::new(store),
+            board.clone(),
+            clock,
+            true,
+        );
         let (commands, receiver) = mpsc::channel(4);
         let (stop_controller, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            controller
+            let outcome = shell
                 .run(receiver, async move {
                     let _ = stopped.await;
                 })
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string());
+            scraper.abort();
+            outcome
         });
         Ok(Stage {
             dir,
@@ -145,7 +154,7 @@ impl Stage {
             canary,
             envoy,
             load: Some(load),
-            shared,
+            board,
             controller: Some(task),
             commands,
             stop_controller: Some(stop_controller),

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use canary_controller::status::{remaining, StatusView};
 use canary_lab::load::{Outcome, Record};
+use canary_rollout::driver::{remaining, Report as StatusView};
 
 /// Per-version traffic over the last few seconds, as the clients saw it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -311,21 +311,21 @@ mod tests {
 
     #[test]
     fn the_frame_says_whether_envoy_applies_the_split() {
-        use canary_controller::status::AppliedView;
+        use canary_rollout::driver::{ProxiesReport as AppliedView, Verification};
         let mut status = StatusView::default();
         let frame_of =
             |status: &StatusView| frame("t", Duration::ZERO, status, &BTreeMap::new(), &[]);
         assert!(!frame_of(&status).contains("applied"));
         status.push.applied = Some(AppliedView {
-            confirmed: false,
-            after_ms: None,
             differs: Some("route app: 1 of 1 Envoys send 0% to v2, pushed 10%".into()),
+            ..AppliedView::default()
         });
         assert!(frame_of(&status).contains("not applied yet: route app: 1 of 1"));
         status.push.applied = Some(AppliedView {
             confirmed: true,
+            verification: Verification::InForce,
             after_ms: Some(12),
-            differs: None,
+            ..AppliedView::default()
         });
         assert!(frame_of(&status).contains("applied by every Envoy, 12 ms after the push"));
     }

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_analysis::Timestamp;
-use canary_controller::clock::Clock;
 use canary_kube::ApiError;
+use canary_rollout::ports::Clock;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, PostParams};

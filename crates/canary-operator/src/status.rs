@@ -4,7 +4,7 @@
 //! unchanged rollout writes nothing.
 
 use canary_analysis::Timestamp;
-use canary_controller::status::{view, PushView};
+use canary_rollout::driver::{analyses_of, describe_step};
 use canary_rollout::{Phase, Rollout, TrafficState};
 
 use crate::resource::{
@@ -133,15 +133,15 @@ pub fn traffic_status(split: &TrafficState) -> TrafficStatus {
 /// The machine's part of the status: step, pause, analyses, its saved
 /// state. Fields it does not know are left as they are in `status`.
 pub fn with_machine(status: &mut CanaryRolloutStatus, rollout: &Rollout, now: Timestamp) {
-    let seen = view(rollout, &[], PushView::default(), now);
-    status.step = u32::try_from(seen.step).ok();
-    status.steps = u32::try_from(seen.steps).ok();
-    status.current_step = seen.current_step;
-    status.paused_until = seen
-        .paused_until
-        .map(|ms| rfc3339(Timestamp::from_millis(ms)));
-    status.analyses = seen
-        .analyses
+    let _ = now;
+    status.step = u32::try_from(rollout.step()).ok();
+    status.steps = u32::try_from(rollout.spec().steps.len()).ok();
+    status.current_step = rollout.spec().steps.get(rollout.step()).map(describe_step);
+    status.paused_until = match rollout.phase() {
+        Phase::Paused { until, .. } => until.map(rfc3339),
+        _ => None,
+    };
+    status.analyses = analyses_of(rollout)
         .into_iter()
         .map(|analysis| AnalysisStatus {
             slot: analysis.slot,

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_analysis::Timestamp;
-use canary_controller::clock::Clock;
-use canary_controller::measure::Providers;
-use canary_controller::providers::http::HttpClient;
 use canary_kube::client_for_url;
 use canary_kube::fake_apiserver::{CannedResponse, Exchange, FakeApiServer, RecordedRequest};
 use canary_operator::events::EventRecorder;
 use canary_operator::leader::{LeaderElector, Leadership, LeaseSettings};
 use canary_operator::operator::{run, OperatorSettings, WatchScope};
 use canary_operator::reconcile::{Context, PushLocks, Timing};
+use canary_rollout::ports::Clock;
+use canary_sources::http::HttpClient;
+use canary_sources::Sources;
 use serde_json::{json, Value};
 
 const LEASE_PATH: &str =
@@ -254,7 +254,7 @@ async fn the_first_instance_creates_the_lease_and_a_racing_one_follows() {
 fn context(client: kube::Client) -> Arc<Context> {
     Arc::new(Context {
         events: EventRecorder::new(client.clone(), "canary-controller-a"),
-        providers: Providers {
+        providers: Sources {
             http: HttpClient::new().unwrap(),
             envoy: None,
             prometheus_url: None,

@@ -23,16 +23,70 @@ pub enum Command {
     Resume,
 }
 
-impl fmt::Display for Command {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Command {
+    /// Every command.
+    pub const ALL: [Command; 6] = [
+        Command::Promote,
+        Command::PromoteFull,
+        Command::Abort,
+        Command::Retry,
+        Command::Pause,
+        Command::Resume,
+    ];
+
+    /// The command's name as every client spells it (the CLI's
+    /// subcommands, the API's paths, the operator's annotation):
+    /// `promote`, `promote-full`, `abort`, `retry`, `pause`, `resume`.
+    pub const fn name(self) -> &'static str {
+        match self {
             Command::Promote => "promote",
-            Command::PromoteFull => "promote --full",
+            Command::PromoteFull => "promote-full",
             Command::Abort => "abort",
             Command::Retry => "retry",
             Command::Pause => "pause",
             Command::Resume => "resume",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A name that is not a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a command; use promote, promote-full, abort, retry, pause or resume")]
+pub struct UnknownCommand(pub String);
+
+impl std::str::FromStr for Command {
+    type Err = UnknownCommand;
+
+    fn from_str(name: &str) -> Result<Command, UnknownCommand> {
+        let name = name.trim();
+        Command::ALL
+            .into_iter()
+            .find(|command| command.name() == name)
+            .ok_or_else(|| UnknownCommand(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_reads_back_its_own_name() {
+        for command in Command::ALL {
+            assert_eq!(command.name().parse::<Command>(), Ok(command));
+        }
+        assert_eq!(
+            " promote-full ".parse::<Command>(),
+            Ok(Command::PromoteFull)
+        );
+        let err = "rollback".parse::<Command>().unwrap_err().to_string();
+        assert!(err.contains("not a command"), "{err}");
     }
 }
 

@@ -21,7 +21,7 @@ pub mod read;
 pub mod spec;
 pub mod traffic;
 
-pub use command::{Command, CommandError};
+pub use command::{Command, CommandError, UnknownCommand};
 pub use event::{Event, EventKind};
 pub use load::{
     load_rollout, load_rollout_with, validate_rollout, FileProblem, LoadError, LoadedRollout,

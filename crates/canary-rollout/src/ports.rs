@@ -91,3 +91,23 @@ pub trait PositionStore: Send + Sync {
     /// Saves `position` (atomically: a reader sees the old or the new one).
     fn save(&self, position: &Position) -> Result<(), StoreError>;
 }
+
+/// Tells the time; passed in so a shell can be driven by a test's clock.
+pub trait Clock: Send + Sync {
+    /// Now, in unix milliseconds.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or_default();
+        Timestamp::from_millis(millis)
+    }
+}

@@ -30,10 +30,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_config::FilterConfig;
-use canary_controller::clock::Clock;
-use canary_controller::measure::Providers;
 use canary_kube::{ApiError, PluginObject, PluginPusher};
+use canary_rollout::ports::Clock;
 use canary_rollout::{ApplyError, Command, Event as Decided, Phase, Rollout, Status, TrafficState};
+use canary_sources::Sources;
 use kube::api::Api;
 use kube::{Client, CustomResourceExt, ResourceExt};
 use serde_json::json;
@@ -81,7 +81,7 @@ pub struct Context {
     pub client: Client,
     /// Metric sources (the Kubernetes one is made per rollout, reading
     /// its namespace by default).
-    pub providers: Providers,
+    pub providers: Sources,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// Where Events go.

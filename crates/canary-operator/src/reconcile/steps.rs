@@ -5,14 +5,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_analysis::{MeasurementResult, Timestamp};
-use canary_controller::measure::Providers;
-use canary_controller::providers::envoy::VersionNames;
-use canary_controller::providers::kubernetes::KubernetesSource;
 use canary_kube::{ApiError, PluginObject, PluginPusher, PushError};
+use canary_rollout::driver::MeasureRequest;
+use canary_rollout::ports::Versions;
 use canary_rollout::{
     ApplyError, Command, Event as Decided, RecordError, Rollout, RolloutSpec, RolloutState,
     TrafficState,
 };
+use canary_sources::kubernetes::KubernetesSource;
+use canary_sources::Sources;
 use kube::api::{Api, Patch, PatchParams};
 use kube::ResourceExt;
 
@@ -221,20 +222,29 @@ impl Reconcile<'_> {
         if due.is_empty() {
             return Vec::new();
         }
-        let providers = Providers {
+        let providers = Sources {
             kubernetes: Some(Arc::new(KubernetesSource::new(
                 self.ctx.client.clone(),
                 namespace,
             ))),
             ..self.ctx.providers.clone()
         };
-        let names = VersionNames {
+        let names = Versions {
             stable: &self.spec.stable_version,
             canary: &self.spec.canary_version,
         };
+        let requests: Vec<MeasureRequest> = due
+            .iter()
+            .map(|(key, metric)| MeasureRequest {
+                key: key.clone(),
+                metric: metric.clone(),
+                in_force_since: Some(canary_analysis::Timestamp::default()),
+            })
+            .collect();
         let results: Vec<MeasurementResult> = futures::future::join_all(
-            due.iter()
-                .map(|(_, metric)| providers.measure(metric, names, now)),
+            requests
+                .iter()
+                .map(|request| providers.measure(request, names, now)),
         )
         .await;
         let mut decided = Vec::new();

@@ -156,6 +156,6 @@ async fn traffic_returns_to_stable_only_after_stable_reports_ready() {
 }
 
 fn clock_now(clock: &ManualClock) -> u64 {
-    use canary_controller::clock::Clock;
+    use canary_rollout::ports::Clock;
     clock.now().millis()
 }

@@ -6,9 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_analysis::{SecretKeyRef, Timestamp};
-use canary_controller::clock::Clock;
-use canary_controller::measure::Providers;
-use canary_controller::providers::http::HttpClient;
 use canary_kube::client_for_url;
 use canary_kube::fake_apiserver::{CannedResponse, Exchange, FakeApiServer, RecordedRequest};
 use canary_operator::convert::{rollout_spec, TemplateKey, TemplateObject};
@@ -16,7 +13,10 @@ use canary_operator::events::EventRecorder;
 use canary_operator::reconcile::{reconcile_rollout, rollout_revision, Context, PushLocks, Timing};
 use canary_operator::resource::{CanaryRollout, CanaryRolloutStatus};
 use canary_operator::workload::WorkloadView;
+use canary_rollout::ports::Clock;
 use canary_rollout::{Rollout, RolloutSpec};
+use canary_sources::http::HttpClient;
+use canary_sources::Sources;
 use serde_json::{json, Value};
 
 /// When the scenarios start: 2026-01-01T10:00:00Z.
@@ -278,7 +278,7 @@ pub async fn fake_and_context(
     let client = client_for_url(fake.url()).unwrap();
     let context = Context {
         events: EventRecorder::new(client.clone(), "canary-controller-0"),
-        providers: Providers {
+        providers: Sources {
             http: HttpClient::new().unwrap(),
             envoy: None,
             prometheus_url: None,

@@ -52,8 +52,8 @@ pub use observation::{
 };
 pub use position::{fits_versions, Held, Position, PositionError, SplitRecord, FORMAT};
 pub use report::{
-    describe_step, remaining, AnalysisReport, ConditionReport, EventReport, MeasurementReport,
-    MetricReport, ProxiesReport, PushReport, Report, SplitReport, Verification,
+    analyses_of, describe_step, remaining, AnalysisReport, ConditionReport, EventReport,
+    MeasurementReport, MetricReport, ProxiesReport, PushReport, Report, SplitReport, Verification,
 };
 
 /// How the driver behaves, as the shell that runs it sets it.
@@ -371,10 +371,28 @@ impl Driver {
     }
 
     /// The split to push before a shell gives up on an unrecoverable
-    /// error: the intended one with the canary at 0% and the override
-    /// header off (toward stable, never away from it). Records why.
+    /// error: the last saved one (a decision that could not be saved does
+    /// not count) with the canary at 0% and the override header off —
+    /// toward stable, never away from it. Records why.
     pub fn fail_safe(&mut self, now: Timestamp, why: &str) -> SplitPush {
-        let mut split = self.intended();
+        let saved =
+            self.saved
+                .as_ref()
+                .and_then(|position| match (&position.state, &position.held) {
+                    (Some(state), _) => Some(SplitPush {
+                        traffic: state.traffic().clone(),
+                        generation: state.generation(),
+                    }),
+                    (None, Some(held)) => Some(SplitPush {
+                        traffic: held.traffic.clone(),
+                        generation: held.generation,
+                    }),
+                    (None, None) => None,
+                });
+        let mut split = saved.unwrap_or_else(|| SplitPush {
+            traffic: TrafficState::initial(&self.spec.stable_version, &self.spec.canary_version),
+            generation: self.intended().generation,
+        });
         split.traffic.canary_weight = Weight::ZERO;
         split.traffic.header_route = false;
         self.remember(Event {

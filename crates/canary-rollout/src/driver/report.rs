@@ -311,16 +311,7 @@ impl Driver {
                 report.message = rollout.message().map(str::to_owned);
                 report.step = rollout.step();
                 report.current_step = spec.steps.get(rollout.step()).map(describe_step);
-                if let Some(run) = rollout.step_analysis() {
-                    report
-                        .analyses
-                        .push(analysis_report(format!("step {}", rollout.step() + 1), run));
-                }
-                if let Some(run) = rollout.background_analysis() {
-                    report
-                        .analyses
-                        .push(analysis_report("background".to_owned(), run));
-                }
+                report.analyses = analyses_of(rollout);
                 if reason == Some(PauseReason::Drift) {
                     conditions.push(ConditionReport {
                         kind: "Drift".into(),
@@ -439,6 +430,18 @@ fn last_event(driver: &Driver, kind: EventKind) -> Option<String> {
         .rev()
         .find(|e| e.kind == kind)
         .map(|e| e.reason.clone())
+}
+
+/// The analyses of `rollout`: its step's, then the background one.
+pub fn analyses_of(rollout: &crate::machine::Rollout) -> Vec<AnalysisReport> {
+    let mut analyses = Vec::new();
+    if let Some(run) = rollout.step_analysis() {
+        analyses.push(analysis_report(format!("step {}", rollout.step() + 1), run));
+    }
+    if let Some(run) = rollout.background_analysis() {
+        analyses.push(analysis_report("background".to_owned(), run));
+    }
+    analyses
 }
 
 fn analysis_report(slot: String, run: &AnalysisRun) -> AnalysisReport {

@@ -4,8 +4,8 @@
 
 use std::process::ExitCode;
 
-use canary_controller::client::{ApiClient, DEFAULT_SERVER};
-use canary_controller::status::{remaining, StatusView};
+use canary_api::client::{ApiClient, DEFAULT_SERVER};
+use canary_rollout::driver::{remaining, Report};
 use canary_rollout::Command;
 
 /// Where the controller is.
@@ -65,7 +65,7 @@ impl Server {
 }
 
 /// A status for people.
-pub fn render(status: &StatusView) -> String {
+pub fn render(status: &Report) -> String {
     let mut out = String::new();
     let now = status.updated_at;
     let step = match &status.current_step {
@@ -85,6 +85,9 @@ pub fn render(status: &StatusView) -> String {
     ));
     if let Some(message) = &status.message {
         out.push_str(&format!("  {message}\n"));
+    }
+    for condition in &status.conditions {
+        out.push_str(&format!("  ! {}: {}\n", condition.kind, condition.message));
     }
     let t = &status.traffic;
     let canary = t.canary.as_deref().unwrap_or("-");

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_analysis::parse_duration;
-use canary_controller::clock::{Clock, SystemClock};
-use canary_controller::measure::Providers;
-use canary_controller::providers::envoy::EnvoySource;
-use canary_controller::providers::http::HttpClient;
 use canary_operator::events::EventRecorder;
 use canary_operator::leader::LeaseSettings;
 use canary_operator::operator::{run, OperatorSettings, WatchScope};
 use canary_operator::reconcile::{Context, PushLocks, Timing};
+use canary_rollout::ports::{Clock, SystemClock};
+use canary_sources::envoy::EnvoySource;
+use canary_sources::http::HttpClient;
+use canary_sources::Sources as Providers;
 use tracing::{error, info};
 
 use super::run::shutdown_signal;

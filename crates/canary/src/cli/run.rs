@@ -9,17 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_analysis::parse_duration;
-use canary_controller::api::{self, ApiState};
-use canary_controller::clock::SystemClock;
-use canary_controller::controller::{Controller, ControllerConfig, Outcome, Shared};
-use canary_controller::measure::Providers;
-use canary_controller::providers::envoy::EnvoySource;
-use canary_controller::providers::http::HttpClient;
-use canary_controller::providers::kubernetes::KubernetesSource;
-use canary_controller::push::dry_run::DryRun;
-use canary_controller::push::ecds_file::EcdsFile;
-use canary_controller::push::Pusher;
+use canary_api::{ApiState, Board, Readiness};
 use canary_kube::{PluginObject, PluginPusher};
+use canary_rollout::ports::SystemClock;
+use canary_router::dry_run::DryRun;
+use canary_router::ecds_file::EcdsFile;
+use canary_router::{Observer, Router, Target};
+use canary_sources::envoy::EnvoySource;
+use canary_sources::http::HttpClient;
+use canary_sources::kubernetes::KubernetesSource;
+use canary_sources::Sources;
+use canary_standalone::{RunConfig, RunOutcome, Shell, StateFile};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -42,8 +42,8 @@ pub struct Run {
     /// ECDS resource name in the ECDS file.
     #[arg(long, default_value = "canary")]
     pub ecds_resource: String,
-    /// The filter configuration (JSON) the rollout's weights are applied
-    /// to; read from the push target when absent.
+    /// The filter configuration (JSON) a dry run applies the rollout's
+    /// splits to (the other targets hold their own).
     #[arg(long)]
     pub filter_config: Option<PathBuf>,
     /// An Envoy admin endpoint for the `envoy` provider (repeat for
@@ -77,7 +77,8 @@ pub struct Run {
     /// rollout file starts a new rollout.
     #[arg(long)]
     pub watch: bool,
-    /// How often Envoy's stats are scraped (window baselines).
+    /// How often Envoy's stats are scraped (window baselines, and what
+    /// each Envoy shows of the split).
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
     pub scrape_interval: Duration,
     /// Write the API's bound address to this file once it listens (useful
@@ -93,6 +94,10 @@ fn parse_duration_arg(text: &str) -> Result<Duration, String> {
 /// Exit code of a rollout that ended rolled back.
 pub const EXIT_ABORTED: u8 = 3;
 
+/// Exit code when stopped before every proxy showed a rollback or
+/// promotion.
+pub const EXIT_UNCONFIRMED: u8 = 4;
+
 impl Run {
     /// Runs the controller.
     pub fn run(self) -> ExitCode {
@@ -100,8 +105,9 @@ impl Run {
             return ExitCode::FAILURE;
         };
         match runtime.block_on(self.serve()) {
-            Ok(Outcome::Promoted | Outcome::Stopped) => ExitCode::SUCCESS,
-            Ok(Outcome::Aborted) => ExitCode::from(EXIT_ABORTED),
+            Ok(RunOutcome::Promoted | RunOutcome::Stopped) => ExitCode::SUCCESS,
+            Ok(RunOutcome::Aborted) => ExitCode::from(EXIT_ABORTED),
+            Ok(RunOutcome::StoppedUnconfirmed) => ExitCode::from(EXIT_UNCONFIRMED),
             Err(err) => {
                 error!("{err}");
                 eprintln!("canary run: {err}");
@@ -110,41 +116,57 @@ impl Run {
         }
     }
 
-    async fn serve(self) -> Result<Outcome, String> {
-        let kube = self.kube_client().await?;
-        let pusher = self.pusher(kube.clone())?;
-        let http = HttpClient::new().map_err(|err| err.to_string())?;
-        let envoy = (!self.envoy_admin.is_empty())
-            .then(|| Arc::new(EnvoySource::new(self.envoy_admin.clone(), http.clone())));
-        let providers = Providers {
-            http,
-            envoy,
-            prometheus_url: self.prometheus_url.clone(),
-            kubernetes: kube.map(|client| Arc::new(KubernetesSource::new(client, &self.namespace))),
-        };
-        let base_config = match &self.filter_config {
-            Some(path) => Some(read_filter_config(path)?),
-            None => None,
-        };
+    async fn serve(self) -> Result<RunOutcome, String> {
         let state_file = self
             .state
             .clone()
             .unwrap_or_else(|| default_state_file(&self.rollout));
-        let config = ControllerConfig {
-            rollout_file: self.rollout.clone(),
-            state_file,
-            watch: self.watch,
-            scrape_interval: self.scrape_interval,
-            base_config,
+        let holder = format!(
+            "pid {} on {}, API {}",
+            std::process::id(),
+            hostname(),
+            self.listen
+        );
+        let store = StateFile::lock(&state_file, &holder).map_err(|err| err.to_string())?;
+        let kube = self.kube_client().await?;
+        let http = HttpClient::new().map_err(|err| err.to_string())?;
+        let envoy = (!self.envoy_admin.is_empty())
+            .then(|| Arc::new(EnvoySource::new(self.envoy_admin.clone(), http.clone())));
+        let clock = Arc::new(SystemClock);
+        let scraper = envoy
+            .clone()
+            .map(|envoy| envoy.spawn_scraper(clock.clone(), self.scrape_interval));
+        let sources = Sources {
+            http,
+            envoy: envoy.clone(),
+            prometheus_url: self.prometheus_url.clone(),
+            kubernetes: kube
+                .clone()
+                .map(|client| Arc::new(KubernetesSource::new(client, &self.namespace))),
         };
-        let shared = Arc::new(Shared::default());
+        let router = Router {
+            target: self.target(kube)?,
+            observer: match envoy {
+                Some(source) => Observer::Envoy {
+                    source,
+                    every: self.scrape_interval,
+                },
+                None => Observer::None,
+            },
+        };
+        let observed = router.observed();
+        if !observed {
+            info!("no --envoy-admin: nothing observes the proxies, so pushed splits are taken as in force (unverified)");
+        }
+        let board = Arc::new(Board::default());
         let (commands, receiver) = mpsc::channel(16);
         let api_state = ApiState {
-            shared: shared.clone(),
+            board: board.clone(),
             commands,
             token: self.token.clone(),
+            readiness: Readiness::SplitPushed,
         };
-        let (bound, _api) = api::serve(self.listen, api_state)
+        let (bound, _api) = canary_api::serve(self.listen, api_state)
             .await
             .map_err(|err| format!("cannot listen on {}: {err}", self.listen))?;
         info!("API listening on http://{bound}");
@@ -152,14 +174,28 @@ impl Run {
             std::fs::write(path, bound.to_string())
                 .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
         }
-        let controller =
-            Controller::start(config, pusher, providers, shared, Arc::new(SystemClock))
-                .await
-                .map_err(|err| err.to_string())?;
-        controller
+        let config = RunConfig {
+            rollout_file: self.rollout.clone(),
+            watch: self.watch,
+            observe_every: self.scrape_interval,
+        };
+        let shell = Shell::new(
+            config,
+            Arc::new(router),
+            Arc::new(sources),
+            Box::new(store),
+            board,
+            clock,
+            observed,
+        );
+        let outcome = shell
             .run(receiver, shutdown_signal())
             .await
-            .map_err(|err| err.to_string())
+            .map_err(|err| err.to_string());
+        if let Some(scraper) = scraper {
+            scraper.abort();
+        }
+        outcome
     }
 
     async fn kube_client(&self) -> Result<Option<kube::Client>, String> {
@@ -180,18 +216,26 @@ impl Run {
             .map_err(|err| err.to_string())
     }
 
-    fn pusher(&self, kube: Option<kube::Client>) -> Result<Pusher, String> {
+    fn target(&self, kube: Option<kube::Client>) -> Result<Target, String> {
         if self.push == "dry-run" {
-            return Ok(Pusher::DryRun(DryRun::default()));
+            let base = match &self.filter_config {
+                Some(path) => read_filter_config(path)?,
+                None => {
+                    return Err(
+                        "--push dry-run needs --filter-config: the filter configuration to apply the splits to".into(),
+                    )
+                }
+            };
+            return Ok(Target::DryRun(DryRun::default(), base));
         }
         if let Some(path) = self.push.strip_prefix("ecds-file:") {
-            return Ok(Pusher::EcdsFile(EcdsFile::new(
+            return Ok(Target::EcdsFile(EcdsFile::new(
                 path,
                 self.ecds_resource.clone(),
             )));
         }
         let plugin =
-            |target: &str, make: fn(&str, &str) -> PluginObject| -> Result<Pusher, String> {
+            |target: &str, make: fn(&str, &str) -> PluginObject| -> Result<Target, String> {
                 let (namespace, name) = target
                     .split_once('/')
                     .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
@@ -204,7 +248,7 @@ impl Run {
                 let client = kube
                     .clone()
                     .ok_or("the Istio pushers need the Kubernetes API")?;
-                Ok(Pusher::Plugin(PluginPusher::new(
+                Ok(Target::Plugin(PluginPusher::new(
                     client,
                     make(namespace, name),
                 )))
@@ -229,6 +273,12 @@ fn read_filter_config(path: &Path) -> Result<canary_config::FilterConfig, String
         canary_config::parse_document(&text).map_err(|err| format!("{}: {err}", path.display()))?;
     canary_config::compile(&config).map_err(|err| format!("{}: {err}", path.display()))?;
     Ok(config)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "this host".into())
 }
 
 fn default_state_file(rollout: &Path) -> PathBuf {

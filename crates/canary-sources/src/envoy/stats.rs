@@ -50,9 +50,10 @@ pub struct Snapshot {
     pub latency: BTreeMap<VersionKey, Histogram>,
     /// Cluster health by cluster name.
     pub clusters: BTreeMap<String, ClusterHealth>,
-    /// The filter's `weight_bp` gauges by (route, version): one value per
-    /// Envoy (gauges are compared, never summed).
-    pub weights: crate::applied::Weights,
+    /// The filter's `weight_bp` gauges by (route, version), of one Envoy:
+    /// gauges are compared per Envoy, never summed, so [`Snapshot::merge`]
+    /// leaves them out.
+    pub weights: BTreeMap<VersionKey, u64>,
 }
 
 #[derive(Deserialize)]
@@ -134,9 +135,7 @@ impl Snapshot {
         if let Some(parsed) = parse_envoy_name(name) {
             if parsed.metric == Metric::Weight {
                 self.weights
-                    .entry((parsed.route.to_owned(), parsed.version.to_owned()))
-                    .or_default()
-                    .push(value);
+                    .insert((parsed.route.to_owned(), parsed.version.to_owned()), value);
                 return;
             }
             let key = (
@@ -183,12 +182,6 @@ impl Snapshot {
         }
         for (key, histogram) in &other.latency {
             self.latency.entry(key.clone()).or_default().add(histogram);
-        }
-        for (key, values) in &other.weights {
-            self.weights
-                .entry(key.clone())
-                .or_default()
-                .extend_from_slice(values);
         }
         for (name, health) in &other.clusters {
             let entry = self.clusters.entry(name.clone()).or_default();
@@ -428,19 +421,17 @@ mod tests {
         );
         assert_eq!(s.latency[&("app".into(), "v2".into())].count(), 100);
         // The weight gauge is kept apart from the counters.
-        assert_eq!(s.weights[&("app".into(), "v2".into())], vec![1000]);
+        assert_eq!(s.weights[&("app".into(), "v2".into())], 1000);
         assert_eq!(s.counter("app", "v2", Metric::Weight), 0);
     }
 
     #[test]
-    fn merging_sums_counters_but_keeps_each_envoys_weight() {
-        let mut total = Snapshot::parse_admin_json(ADMIN).unwrap();
+    fn merging_sums_counters_and_leaves_gauges_to_each_envoy() {
+        let mut total = Snapshot::default();
+        total.merge(&Snapshot::parse_admin_json(ADMIN).unwrap());
         total.merge(&Snapshot::parse_admin_json(ADMIN).unwrap());
         assert_eq!(total.counter("app", "v2", Metric::Requests), 220);
-        assert_eq!(
-            total.weights[&("app".into(), "v2".into())],
-            vec![1000, 1000]
-        );
+        assert!(total.weights.is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use canary_analysis::{MeasurementResult, MetricValue};
 use serde_json::Value;
 use serde_json_path::JsonPath;
 
-use crate::providers::http::{HttpClient, HttpRequest, Method};
+use crate::http::{HttpClient, HttpRequest, Method};
 
 /// Calls the URL and extracts the value.
 pub async fn measure(http: &HttpClient, query: &WebQuery) -> MeasurementResult {

@@ -1,21 +1,26 @@
 //! `provider.envoy`: the canary filter's stats, read from one or more
-//! Envoy admin endpoints (summed), as values of a window.
+//! Envoy admin endpoints (summed), as values of a window; and what each
+//! Envoy shows of the split, for the standalone observer.
 //!
-//! The source keeps a short history of scrapes. A measurement scrapes
-//! again and compares with the newest scrape at least `window` old (or the
-//! oldest there is), so its value covers that window only. The caller
-//! should also call [`EnvoySource::scrape`] regularly (the controller does
-//! it every second) so a baseline exists when a measurement comes due.
+//! A scraper reads every endpoint regularly and keeps a short history. A
+//! measurement scrapes again and compares with the newest scrape at least
+//! `window` old (or the oldest there is), never older than the moment the
+//! split was seen in force, so its value covers only time under the split
+//! it is judging.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+pub mod stats;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use canary_analysis::provider::{EnvoyQuantity, EnvoyQuery, VersionSelector};
 use canary_analysis::{MeasurementResult, MetricValue, Timestamp};
+use canary_rollout::driver::{Observation, ProxyState, RouteShows, Shows};
+use canary_rollout::ports::{Clock, Versions};
 
-use crate::envoy_stats::{Snapshot, VersionWindow, ADMIN_STATS_PATH};
-use crate::providers::http::{HttpClient, HttpRequest};
+use crate::http::{HttpClient, HttpRequest};
+use stats::{Snapshot, VersionWindow, ADMIN_STATS_PATH};
 
 /// How long scrapes are kept (the longest window a metric can ask for).
 pub const HISTORY: Duration = Duration::from_secs(15 * 60);
@@ -23,13 +28,26 @@ pub const HISTORY: Duration = Duration::from_secs(15 * 60);
 /// Timeout of one admin request.
 pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The names of the two versions a measurement is about.
-#[derive(Debug, Clone, Copy)]
-pub struct VersionNames<'a> {
-    /// Stable version name.
-    pub stable: &'a str,
-    /// Canary version name.
-    pub canary: &'a str,
+/// One scrape: each endpoint's snapshot, or why it could not be read.
+#[derive(Debug, Clone)]
+struct Scrape {
+    at: Timestamp,
+    endpoints: Vec<Result<Snapshot, String>>,
+}
+
+impl Scrape {
+    /// Every endpoint summed; an error if any failed (a partial sum would
+    /// look like a drop in traffic).
+    fn total(&self, names: &[String]) -> Result<Snapshot, String> {
+        let mut total = Snapshot::default();
+        for (name, endpoint) in names.iter().zip(&self.endpoints) {
+            match endpoint {
+                Ok(snapshot) => total.merge(snapshot),
+                Err(error) => return Err(format!("Envoy admin {name}: {error}")),
+            }
+        }
+        Ok(total)
+    }
 }
 
 /// Envoy admin endpoints and their recent scrapes.
@@ -37,7 +55,7 @@ pub struct VersionNames<'a> {
 pub struct EnvoySource {
     endpoints: Vec<String>,
     http: HttpClient,
-    history: Mutex<VecDeque<(Timestamp, Snapshot)>>,
+    history: Mutex<VecDeque<Scrape>>,
 }
 
 impl EnvoySource {
@@ -58,82 +76,116 @@ impl EnvoySource {
         &self.endpoints
     }
 
-    /// Scrapes every endpoint and sums them. Fails if any endpoint fails:
-    /// a partial sum would look like a drop in traffic.
-    pub async fn fetch(&self) -> Result<Snapshot, String> {
+    async fn fetch_one(&self, endpoint: &str) -> Result<Snapshot, String> {
+        let request =
+            HttpRequest::get(&format!("{endpoint}{ADMIN_STATS_PATH}")).timeout(SCRAPE_TIMEOUT);
+        let response = self
+            .http
+            .send(request)
+            .await
+            .map_err(|err| err.to_string())?;
+        if !response.is_success() {
+            return Err(format!(
+                "answered {}: {}",
+                response.status,
+                response.text_excerpt()
+            ));
+        }
+        let text = String::from_utf8_lossy(&response.body);
+        Snapshot::parse_admin_json(&text).map_err(|err| err.to_string())
+    }
+
+    /// Reads every endpoint now and remembers what each answered.
+    async fn scrape_at(&self, now: Timestamp) -> Scrape {
+        let mut endpoints = Vec::with_capacity(self.endpoints.len());
+        for endpoint in &self.endpoints {
+            endpoints.push(self.fetch_one(endpoint).await);
+        }
+        let scrape = Scrape { at: now, endpoints };
+        self.remember(scrape.clone());
+        scrape
+    }
+
+    /// Scrapes now; an error if an endpoint could not be read.
+    pub async fn scrape(&self, now: Timestamp) -> Result<(), String> {
         if self.endpoints.is_empty() {
             return Err("no Envoy admin endpoints configured (--envoy-admin)".into());
         }
-        let mut total = Snapshot::default();
-        for endpoint in &self.endpoints {
-            let request =
-                HttpRequest::get(&format!("{endpoint}{ADMIN_STATS_PATH}")).timeout(SCRAPE_TIMEOUT);
-            let response = self
-                .http
-                .send(request)
-                .await
-                .map_err(|err| format!("Envoy admin {endpoint}: {err}"))?;
-            if !response.is_success() {
-                return Err(format!(
-                    "Envoy admin {endpoint} answered {}: {}",
-                    response.status,
-                    response.text_excerpt()
-                ));
-            }
-            let text = String::from_utf8_lossy(&response.body);
-            let snapshot = Snapshot::parse_admin_json(&text)
-                .map_err(|err| format!("Envoy admin {endpoint}: {err}"))?;
-            total.merge(&snapshot);
-        }
-        Ok(total)
+        self.scrape_at(now).await.total(&self.endpoints).map(|_| ())
     }
 
-    /// Scrapes now and remembers the result.
-    pub async fn scrape(&self, now: Timestamp) -> Result<(), String> {
-        let snapshot = self.fetch().await?;
-        self.remember(now, snapshot);
-        Ok(())
-    }
-
-    fn remember(&self, now: Timestamp, snapshot: Snapshot) {
+    fn remember(&self, scrape: Scrape) {
         if let Ok(mut history) = self.history.lock() {
-            history.push_back((now, snapshot));
+            let now = scrape.at;
+            history.push_back(scrape);
             while history
                 .front()
-                .is_some_and(|(taken, _)| now.since(*taken) > HISTORY && history.len() > 1)
+                .is_some_and(|old| now.since(old.at) > HISTORY && history.len() > 1)
             {
                 history.pop_front();
             }
         }
     }
 
-    /// The `weight_bp` gauges of the newest scrape, if one was taken at or
-    /// after `since`.
-    pub fn latest_weights(&self, since: Timestamp) -> Option<crate::applied::Weights> {
+    /// What every Envoy showed of the split at the newest scrape: each
+    /// route's `weight_bp` gauges, or why an Envoy could not be read.
+    pub fn observation(&self) -> Option<Observation> {
         let history = self.history.lock().ok()?;
-        history
-            .back()
-            .filter(|(taken, _)| *taken >= since)
-            .map(|(_, snapshot)| snapshot.weights.clone())
-    }
-
-    /// The newest scrape taken at or before `at`, else the oldest.
-    fn baseline(&self, at: Timestamp, before: Timestamp) -> Option<(Timestamp, Snapshot)> {
-        let history = self.history.lock().ok()?;
-        history
+        let scrape = history.back()?;
+        let proxies = self
+            .endpoints
             .iter()
-            .rev()
-            .find(|(taken, _)| *taken <= at)
-            .or_else(|| history.front())
-            .filter(|(taken, _)| *taken < before)
-            .cloned()
+            .zip(&scrape.endpoints)
+            .map(|(endpoint, result)| ProxyState {
+                proxy: endpoint.clone(),
+                shows: match result {
+                    Err(error) => Shows::Nothing(error.clone()),
+                    Ok(snapshot) => {
+                        let mut routes: BTreeMap<String, RouteShows> = BTreeMap::new();
+                        for ((route, version), value) in &snapshot.weights {
+                            routes
+                                .entry(route.clone())
+                                .or_default()
+                                .weights
+                                .insert(version.clone(), *value);
+                        }
+                        Shows::Routes(routes)
+                    }
+                },
+            })
+            .collect();
+        Some(Observation {
+            at: scrape.at,
+            proxies,
+        })
     }
 
-    /// Scrapes every `every` in the background, so a window baseline
-    /// exists when a measurement comes due. Abort the returned task to stop.
+    /// The scrape to measure from: the newest taken at or before `start`
+    /// and not before `floor`, else the oldest not before `floor`; always
+    /// before `before`.
+    fn baseline(
+        &self,
+        start: Timestamp,
+        floor: Timestamp,
+        before: Timestamp,
+    ) -> Option<(Timestamp, Result<Snapshot, String>)> {
+        let history = self.history.lock().ok()?;
+        let usable = || {
+            history
+                .iter()
+                .filter(|scrape| scrape.at >= floor && scrape.at < before)
+        };
+        let chosen = usable()
+            .rfind(|scrape| scrape.at <= start)
+            .or_else(|| usable().next())?;
+        Some((chosen.at, chosen.total(&self.endpoints)))
+    }
+
+    /// Scrapes every `every` in the background, so a window baseline and a
+    /// fresh observation exist. Abort the returned task to stop.
     pub fn spawn_scraper(
-        self: std::sync::Arc<Self>,
-        clock: std::sync::Arc<dyn crate::clock::Clock>,
+        self: Arc<Self>,
+        clock: Arc<dyn Clock>,
         every: Duration,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
@@ -148,29 +200,45 @@ impl EnvoySource {
         })
     }
 
-    /// Measures `query` over its window (or `default_window`) ending now.
+    /// Measures `query` over its window (or `default_window`) ending now,
+    /// starting no earlier than `in_force_since` for the canary's traffic
+    /// (`None`: the split is not seen in force yet, so no data).
     pub async fn measure(
         &self,
         query: &EnvoyQuery,
-        names: VersionNames<'_>,
+        names: Versions<'_>,
         now: Timestamp,
         default_window: Duration,
+        in_force_since: Option<Timestamp>,
     ) -> MeasurementResult {
-        let current = match self.fetch().await {
+        if self.endpoints.is_empty() {
+            return MeasurementResult::error("no Envoy admin endpoints configured (--envoy-admin)");
+        }
+        let current = match self.scrape_at(now).await.total(&self.endpoints) {
             Ok(snapshot) => snapshot,
             Err(err) => return MeasurementResult::error(err),
         };
         if query.quantity == EnvoyQuantity::ReadyRatio {
             return ready_ratio(&current, query.cluster.as_deref().unwrap_or_default());
         }
-        let window = query.window.unwrap_or(default_window);
-        let start = Timestamp::from_millis(now.millis().saturating_sub(window.as_millis() as u64));
-        let baseline = self.baseline(start, now);
-        self.remember(now, current.clone());
-        let Some((taken, earlier)) = baseline else {
+        let Some(floor) = in_force_since else {
             return MeasurementResult::not_enough_data(
-                "no earlier scrape of Envoy's stats to compare with yet",
+                "the split is not seen in force by every proxy yet",
             );
+        };
+        let window = query.window.unwrap_or(default_window);
+        let start = Timestamp::from_millis(
+            now.millis()
+                .saturating_sub(u64::try_from(window.as_millis()).unwrap_or(u64::MAX)),
+        );
+        let Some((taken, earlier)) = self.baseline(start, floor, now) else {
+            return MeasurementResult::not_enough_data(
+                "no scrape of Envoy's stats since the split was seen in force to compare with yet",
+            );
+        };
+        let earlier = match earlier {
+            Ok(snapshot) => snapshot,
+            Err(err) => return MeasurementResult::error(err),
         };
         let elapsed = now.since(taken);
         let window_of = |version: &str| {

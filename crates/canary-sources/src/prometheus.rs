@@ -12,7 +12,7 @@ use canary_analysis::provider::PrometheusQuery;
 use canary_analysis::{MeasurementResult, MetricValue};
 use serde_json::Value;
 
-use crate::providers::http::{HttpClient, HttpRequest};
+use crate::http::{HttpClient, HttpRequest};
 
 /// Default query timeout when the template sets none.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -22,6 +22,16 @@ pub struct AtomicWriteError {
 
 /// Replaces `path` with `contents` atomically.
 pub fn replace(path: &Path, contents: &[u8]) -> Result<(), AtomicWriteError> {
+    write(path, contents, false)
+}
+
+/// Replaces `path` with `contents` atomically; the file is readable and
+/// writable by its owner only (mode 0600 on Unix).
+pub fn replace_private(path: &Path, contents: &[u8]) -> Result<(), AtomicWriteError> {
+    write(path, contents, true)
+}
+
+fn write(path: &Path, contents: &[u8], private: bool) -> Result<(), AtomicWriteError> {
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
@@ -40,11 +50,16 @@ pub fn replace(path: &Path, contents: &[u8]) -> Result<(), AtomicWriteError> {
         }
     };
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(fail("create", &temp))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut file = options.open(&temp).map_err(fail("create", &temp))?;
         file.write_all(contents).map_err(fail("write", &temp))?;
         file.sync_all().map_err(fail("flush", &temp))?;
         drop(file);

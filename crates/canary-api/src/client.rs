@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
+use canary_rollout::driver::Report;
 use canary_rollout::Command;
-
-use crate::providers::http::{HttpClient, HttpError, HttpRequest, Method};
-use crate::status::StatusView;
+use canary_sources::http::{HttpClient, HttpError, HttpRequest, Method};
 
 /// Default API address.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
@@ -53,22 +52,15 @@ impl ApiClient {
     }
 
     /// `GET /status`.
-    pub async fn status(&self) -> Result<StatusView, ClientError> {
+    pub async fn status(&self) -> Result<Report, ClientError> {
         let request =
             HttpRequest::get(&format!("{}/status", self.server)).timeout(Duration::from_secs(10));
         self.call(request).await
     }
 
-    /// Sends a command and returns the status after it.
-    pub async fn command(&self, command: Command) -> Result<StatusView, ClientError> {
-        let path = match command {
-            Command::Promote => "promote",
-            Command::PromoteFull => "promote?full=true",
-            Command::Abort => "abort",
-            Command::Retry => "retry",
-            Command::Pause => "pause",
-            Command::Resume => "resume",
-        };
+    /// Sends a command and returns the report after it.
+    pub async fn command(&self, command: Command) -> Result<Report, ClientError> {
+        let path = command.name();
         let mut request = HttpRequest::new(Method::Post, &format!("{}/{path}", self.server))
             .timeout(Duration::from_secs(30));
         if let Some(token) = &self.token {
@@ -77,7 +69,7 @@ impl ApiClient {
         self.call(request).await
     }
 
-    async fn call(&self, request: HttpRequest) -> Result<StatusView, ClientError> {
+    async fn call(&self, request: HttpRequest) -> Result<Report, ClientError> {
         let response =
             self.http
                 .send(request)
@@ -89,7 +81,7 @@ impl ApiClient {
         match response.status {
             200 => serde_json::from_slice(&response.body).map_err(|err| ClientError::Unexpected {
                 status: 200,
-                body: format!("not a status: {err}"),
+                body: format!("not a report: {err}"),
             }),
             401 => Err(ClientError::Unauthorized),
             409 => Err(ClientError::Refused(error_message(&response.body))),
