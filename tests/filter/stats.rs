@@ -197,7 +197,7 @@ fn serde_yaml_value(text: &str) -> serde_json::Value {
 fn the_istio_examples_pin_the_built_module() {
     let module = canary_lab::paths::filter_module().unwrap_or_else(|e| panic!("{e}"));
     let out = tempfile::tempdir().unwrap();
-    let image = canary_operator::oci::build(&module, out.path(), "0.1.0").expect("OCI layout");
+    let image = canary_oci::build(&module, out.path(), "0.1.0").expect("OCI layout");
     let digest = image
         .manifest
         .digest

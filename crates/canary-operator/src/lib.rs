@@ -15,8 +15,7 @@
 //! - [`leader`], [`operator`]: Lease-based leader election and kube's
 //!   runtime controller.
 //! - [`permissions`]: every API call as the RBAC permission it needs.
-//! - [`oci`]: the filter module as an OCI image layout Istio pulls.
-//! - [`fingerprint`], [`time`], [`tls`]: small shared pieces.
+//! - [`fingerprint`], [`time`]: small shared pieces.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -25,7 +24,6 @@ pub mod convert;
 pub mod events;
 pub mod fingerprint;
 pub mod leader;
-pub mod oci;
 pub mod operator;
 pub mod permissions;
 pub mod reconcile;
@@ -33,5 +31,4 @@ pub mod resource;
 pub mod spec_source;
 pub mod status;
 pub mod time;
-pub mod tls;
 pub mod workload;

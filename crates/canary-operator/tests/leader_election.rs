@@ -65,7 +65,7 @@ async fn start_elector(
     script: Vec<Exchange>,
     clock: Arc<ManualClock>,
 ) -> (FakeApiServer, LeaderElector) {
-    canary_operator::tls::install_crypto_provider();
+    canary_kube::install_crypto_provider();
     let fake = FakeApiServer::start(script).await.unwrap();
     let client = client_for_url(fake.url()).unwrap();
     let elector = LeaderElector::new(
@@ -269,7 +269,7 @@ fn context(client: kube::Client) -> Arc<Context> {
 
 #[tokio::test]
 async fn a_second_instance_does_nothing_while_the_lease_is_held() {
-    canary_operator::tls::install_crypto_provider();
+    canary_kube::install_crypto_provider();
     let held = lease("canary-controller-b", "2026-01-01T09:59:59.000000Z", 2, "9");
     let script = (0..5).map(|_| get_lease(&held)).collect();
     let fake = FakeApiServer::start(script).await.unwrap();
@@ -304,7 +304,7 @@ async fn a_second_instance_does_nothing_while_the_lease_is_held() {
 
 #[tokio::test]
 async fn the_instance_that_wins_the_lease_starts_watching_rollouts() {
-    canary_operator::tls::install_crypto_provider();
+    canary_kube::install_crypto_provider();
     let created = lease("canary-controller-a", "2026-01-01T10:00:00.000000Z", 0, "1");
     let fake = FakeApiServer::start(vec![
         Exchange::new(

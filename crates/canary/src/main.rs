@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     // kube's TLS needs a process-wide rustls provider (ring); set it before
     // any client exists.
-    canary_operator::tls::install_crypto_provider();
+    canary_kube::install_crypto_provider();
     let args = cli::Cli::parse();
     // The demo draws on the terminal: it logs only when RUST_LOG asks.
     if !matches!(args.command, cli::Command::Demo(_)) || std::env::var_os("RUST_LOG").is_some() {

@@ -273,7 +273,7 @@ pub async fn fake_and_context(
     script: Vec<Exchange>,
     clock: Arc<ManualClock>,
 ) -> (FakeApiServer, Context) {
-    canary_operator::tls::install_crypto_provider();
+    canary_kube::install_crypto_provider();
     let fake = FakeApiServer::start(script).await.unwrap();
     let client = client_for_url(fake.url()).unwrap();
     let context = Context {

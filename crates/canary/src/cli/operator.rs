@@ -82,7 +82,7 @@ impl Operator {
     }
 
     async fn serve(self) -> Result<(), String> {
-        canary_operator::tls::install_crypto_provider();
+        canary_kube::install_crypto_provider();
         let client = match &self.kube_url {
             Some(url) => canary_kube::client_for_url(url),
             None => canary_kube::client_from_environment().await,
@@ -172,7 +172,7 @@ pub struct Oci {
 impl Oci {
     /// Writes the layout and prints the manifest digest on standard output.
     pub fn run(self) -> ExitCode {
-        match canary_operator::oci::build(&self.module, &self.out, &self.tag) {
+        match canary_oci::build(&self.module, &self.out, &self.tag) {
             Ok(image) => {
                 crate::cli::out(&format!("{}\n", image.manifest.digest));
                 eprintln!(

@@ -14,14 +14,47 @@
 //! with `sha256` (Istio compares it with the manifest digest of the image
 //! it pulls).
 
-pub mod gzip;
-pub mod tar;
-
+use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use crate::fingerprint::sha256_hex;
+/// The hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// A tar archive holding the single file `name`, the same bytes for the
+/// same input: owner root, mode 0644, modification time 0.
+fn single_file_tar(name: &str, content: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_ustar();
+    header.set_path(name)?;
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_cksum();
+    builder.append(&header, content)?;
+    builder.into_inner()
+}
+
+/// `bytes` gzip-compressed, with no name or time in the header so the
+/// output depends on the input only.
+fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
 
 /// The file name Istio looks for in the layer.
 pub const MODULE_FILE: &str = "plugin.wasm";
@@ -45,8 +78,8 @@ pub enum OciError {
     #[error("{0} is not a WebAssembly module (it does not start with \\0asm)")]
     NotWasm(String),
     /// The module cannot be archived.
-    #[error(transparent)]
-    Tar(#[from] tar::TarError),
+    #[error("cannot archive the module: {0}")]
+    Archive(std::io::Error),
     /// A JSON document could not be written.
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -153,9 +186,9 @@ pub fn image(module: &[u8], tag: &str) -> Result<OciImage, OciError> {
     if !module.starts_with(b"\0asm") {
         return Err(OciError::NotWasm("the module".to_owned()));
     }
-    let archive = tar::single_file(MODULE_FILE, module)?;
+    let archive = single_file_tar(MODULE_FILE, module).map_err(OciError::Archive)?;
     let diff_id = format!("sha256:{}", sha256_hex(&archive));
-    let layer = Blob::new(gzip::stored(&archive));
+    let layer = Blob::new(gzip(&archive).map_err(OciError::Archive)?);
     let config = Blob::new(serde_json::to_vec(&ImageConfig {
         architecture: "wasm",
         os: "wasip1",
@@ -253,7 +286,12 @@ mod tests {
         assert_eq!(layers[0]["size"], image.layer.bytes.len());
         assert_eq!(manifest["config"]["digest"], image.config.digest.as_str());
 
-        let archive = gzip::tests::unstore(&image.layer.bytes);
+        let mut archive = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&image.layer.bytes[..]),
+            &mut archive,
+        )
+        .unwrap();
         assert_eq!(&archive[..MODULE_FILE.len()], MODULE_FILE.as_bytes());
         assert_eq!(&archive[512..512 + MODULE.len()], MODULE);
         let config: Value = serde_json::from_slice(&image.config.bytes).unwrap();
