@@ -28,22 +28,57 @@ pub const HISTORY: Duration = Duration::from_secs(15 * 60);
 /// Timeout of one admin request.
 pub const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why an Envoy admin endpoint could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScrapeError {
+    /// No endpoint is configured.
+    #[error("no Envoy admin endpoints configured (--envoy-admin)")]
+    NoEndpoints,
+    /// The request failed.
+    #[error("Envoy admin {endpoint}: {reason}")]
+    Unreachable {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// It answered with an error status.
+    #[error("Envoy admin {endpoint} answered {status}: {body}")]
+    Status {
+        /// The endpoint.
+        endpoint: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the answer.
+        body: String,
+    },
+    /// The answer is not Envoy's stats.
+    #[error("Envoy admin {endpoint}: {source}")]
+    Unreadable {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: stats::StatsParseError,
+    },
+}
+
 /// One scrape: each endpoint's snapshot, or why it could not be read.
 #[derive(Debug, Clone)]
 struct Scrape {
     at: Timestamp,
-    endpoints: Vec<Result<Snapshot, String>>,
+    endpoints: Vec<Result<Snapshot, ScrapeError>>,
 }
 
 impl Scrape {
     /// Every endpoint summed; an error if any failed (a partial sum would
     /// look like a drop in traffic).
-    fn total(&self, names: &[String]) -> Result<Snapshot, String> {
+    fn total(&self) -> Result<Snapshot, ScrapeError> {
         let mut total = Snapshot::default();
-        for (name, endpoint) in names.iter().zip(&self.endpoints) {
+        for endpoint in &self.endpoints {
             match endpoint {
                 Ok(snapshot) => total.merge(snapshot),
-                Err(error) => return Err(format!("Envoy admin {name}: {error}")),
+                Err(error) => return Err(error.clone()),
             }
         }
         Ok(total)
@@ -76,23 +111,29 @@ impl EnvoySource {
         &self.endpoints
     }
 
-    async fn fetch_one(&self, endpoint: &str) -> Result<Snapshot, String> {
+    async fn fetch_one(&self, endpoint: &str) -> Result<Snapshot, ScrapeError> {
         let request =
             HttpRequest::get(&format!("{endpoint}{ADMIN_STATS_PATH}")).timeout(SCRAPE_TIMEOUT);
-        let response = self
-            .http
-            .send(request)
-            .await
-            .map_err(|err| err.to_string())?;
+        let response =
+            self.http
+                .send(request)
+                .await
+                .map_err(|err| ScrapeError::Unreachable {
+                    endpoint: endpoint.to_owned(),
+                    reason: err.to_string(),
+                })?;
         if !response.is_success() {
-            return Err(format!(
-                "answered {}: {}",
-                response.status,
-                response.text_excerpt()
-            ));
+            return Err(ScrapeError::Status {
+                endpoint: endpoint.to_owned(),
+                status: response.status,
+                body: response.text_excerpt(),
+            });
         }
         let text = String::from_utf8_lossy(&response.body);
-        Snapshot::parse_admin_json(&text).map_err(|err| err.to_string())
+        Snapshot::parse_admin_json(&text).map_err(|source| ScrapeError::Unreadable {
+            endpoint: endpoint.to_owned(),
+            source,
+        })
     }
 
     /// Reads every endpoint now and remembers what each answered.
@@ -107,11 +148,11 @@ impl EnvoySource {
     }
 
     /// Scrapes now; an error if an endpoint could not be read.
-    pub async fn scrape(&self, now: Timestamp) -> Result<(), String> {
+    pub async fn scrape(&self, now: Timestamp) -> Result<(), ScrapeError> {
         if self.endpoints.is_empty() {
-            return Err("no Envoy admin endpoints configured (--envoy-admin)".into());
+            return Err(ScrapeError::NoEndpoints);
         }
-        self.scrape_at(now).await.total(&self.endpoints).map(|_| ())
+        self.scrape_at(now).await.total().map(|_| ())
     }
 
     fn remember(&self, scrape: Scrape) {
@@ -139,7 +180,7 @@ impl EnvoySource {
             .map(|(endpoint, result)| ProxyState {
                 proxy: endpoint.clone(),
                 shows: match result {
-                    Err(error) => Shows::Nothing(error.clone()),
+                    Err(error) => Shows::Nothing(error.to_string()),
                     Ok(snapshot) => {
                         let mut routes: BTreeMap<String, RouteShows> = BTreeMap::new();
                         for ((route, version), value) in &snapshot.weights {
@@ -168,7 +209,7 @@ impl EnvoySource {
         start: Timestamp,
         floor: Timestamp,
         before: Timestamp,
-    ) -> Option<(Timestamp, Result<Snapshot, String>)> {
+    ) -> Option<(Timestamp, Result<Snapshot, ScrapeError>)> {
         let history = self.history.lock().ok()?;
         let usable = || {
             history
@@ -178,7 +219,7 @@ impl EnvoySource {
         let chosen = usable()
             .rfind(|scrape| scrape.at <= start)
             .or_else(|| usable().next())?;
-        Some((chosen.at, chosen.total(&self.endpoints)))
+        Some((chosen.at, chosen.total()))
     }
 
     /// Scrapes every `every` in the background, so a window baseline and a
@@ -212,11 +253,11 @@ impl EnvoySource {
         in_force_since: Option<Timestamp>,
     ) -> MeasurementResult {
         if self.endpoints.is_empty() {
-            return MeasurementResult::error("no Envoy admin endpoints configured (--envoy-admin)");
+            return MeasurementResult::error(ScrapeError::NoEndpoints.to_string());
         }
-        let current = match self.scrape_at(now).await.total(&self.endpoints) {
+        let current = match self.scrape_at(now).await.total() {
             Ok(snapshot) => snapshot,
-            Err(err) => return MeasurementResult::error(err),
+            Err(err) => return MeasurementResult::error(err.to_string()),
         };
         if query.quantity == EnvoyQuantity::ReadyRatio {
             return ready_ratio(&current, query.cluster.as_deref().unwrap_or_default());
@@ -238,7 +279,7 @@ impl EnvoySource {
         };
         let earlier = match earlier {
             Ok(snapshot) => snapshot,
-            Err(err) => return MeasurementResult::error(err),
+            Err(err) => return MeasurementResult::error(err.to_string()),
         };
         let elapsed = now.since(taken);
         let window_of = |version: &str| {
