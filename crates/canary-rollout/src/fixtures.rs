@@ -18,7 +18,7 @@ use crate::driver::{
 };
 use crate::event::{Event, EventKind};
 use crate::ports::{
-    BoxFuture, MetricSource, PositionStore, RouterError, StoreError, TrafficRouter, Versions,
+    BoxFuture, Clock, MetricSource, PositionStore, RouterError, StoreError, TrafficRouter, Versions,
 };
 use crate::spec::RolloutSpec;
 
@@ -31,9 +31,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A fleet of fake proxies behind a fake router: a pushed split reaches
 /// every proxy `apply_delay` later; pushes can be made to fail, proxies
 /// tampered with, guards tripped.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FakeFleet {
     inner: Arc<Mutex<Fleet>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for FakeFleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeFleet").finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -80,6 +87,21 @@ impl FakeFleet {
                 now: Timestamp::default(),
                 observed: true,
             })),
+            clock: None,
+        }
+    }
+
+    /// The fleet reads the time from `clock` when used through the
+    /// [`TrafficRouter`] port (a shell under test).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> FakeFleet {
+        self.clock = Some(clock);
+        self
+    }
+
+    fn port_now(&self) -> Timestamp {
+        match &self.clock {
+            Some(clock) => clock.now(),
+            None => lock(&self.inner).now,
         }
     }
 
@@ -202,19 +224,49 @@ impl TrafficRouter for FakeFleet {
         split: &'a SplitPush,
         _routes: &'a [String],
     ) -> BoxFuture<'a, Result<Option<String>, RouterError>> {
-        let now = lock(&self.inner).now;
+        let now = self.port_now();
         let result = self.push(split, now).map(|()| None);
         Box::pin(async move { result })
     }
 
     fn observe(&self) -> BoxFuture<'_, Option<Observation>> {
-        let now = lock(&self.inner).now;
+        let now = self.port_now();
         let observation = self.observe_at(now);
         Box::pin(async move { observation })
     }
 
     fn verify_deadline(&self) -> Duration {
         Duration::from_secs(30)
+    }
+}
+
+/// A clock driven by tokio's time, so a shell under test with paused
+/// time runs through long waits at once: `start` plus the time passed
+/// since it was made.
+#[derive(Debug, Clone, Copy)]
+pub struct TestClock {
+    start: Timestamp,
+    origin: std::time::Instant,
+}
+
+impl TestClock {
+    /// A clock reading `start` now.
+    pub fn new(start: Timestamp) -> TestClock {
+        TestClock {
+            start,
+            origin: tokio_instant_now(),
+        }
+    }
+}
+
+fn tokio_instant_now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        let passed = tokio_instant_now().saturating_duration_since(self.origin);
+        self.start.plus(passed)
     }
 }
 

@@ -219,7 +219,14 @@ where
                 command: command_now,
                 pushed: pushed.take(),
             });
-            self.save(&effects, now).await?;
+            if let Err(fatal) = self.save(&effects, now).await {
+                if let Some(request) = reply {
+                    let _ = request
+                        .reply
+                        .send(Err(Refusal::Unavailable(fatal.to_string())));
+                }
+                return Err(fatal);
+            }
             self.log(&effects);
             if let Some(split) = &effects.push {
                 pushed = Some(self.push(split).await);

@@ -114,14 +114,14 @@ impl EnvoySource {
     async fn fetch_one(&self, endpoint: &str) -> Result<Snapshot, ScrapeError> {
         let request =
             HttpRequest::get(&format!("{endpoint}{ADMIN_STATS_PATH}")).timeout(SCRAPE_TIMEOUT);
-        let response =
-            self.http
-                .send(request)
-                .await
-                .map_err(|err| ScrapeError::Unreachable {
-                    endpoint: endpoint.to_owned(),
-                    reason: err.to_string(),
-                })?;
+        let response = self
+            .http
+            .send(request)
+            .await
+            .map_err(|err| ScrapeError::Unreachable {
+                endpoint: endpoint.to_owned(),
+                reason: err.to_string(),
+            })?;
         if !response.is_success() {
             return Err(ScrapeError::Status {
                 endpoint: endpoint.to_owned(),
