@@ -110,6 +110,39 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
     }))
 }
 
+/// `/openapi/v3`: one group-version document, the core group's.
+pub fn openapi_v3_root() -> Value {
+    json!({"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1"}}})
+}
+
+/// `/openapi/v3/api/v1`: not the API's schemas, only what `kubectl` looks
+/// up before it sends a write: that PATCH takes `fieldValidation`, so it
+/// leaves validation to the server instead of downloading schemas to
+/// validate on the client. (`kubectl` checks a kind it does not find here
+/// against Namespace.)
+pub fn openapi_v3_core() -> Value {
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": {
+            "/api/v1/namespaces/{name}": {
+                "patch": {
+                    "operationId": "patchCoreV1Namespace",
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": "Namespace"},
+                    "parameters": [
+                        {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                        {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
+                        {"name": "force", "in": "query", "schema": {"type": "boolean", "uniqueItems": true}}
+                    ],
+                    "responses": {"200": {"description": "OK"}}
+                }
+            }
+        },
+        "components": {"schemas": {}}
+    })
+}
+
 /// `/version`: the Kubernetes release the server stands for.
 pub fn version() -> Value {
     json!({

@@ -124,6 +124,10 @@ fn route(shared: &Shared, method: &Method, path: &str, query: &Query) -> Result<
         }
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         ["version"] => return Ok(Target::Document(discovery::version())),
+        ["openapi", "v3"] => return Ok(Target::Document(discovery::openapi_v3_root())),
+        ["openapi", "v3", "api", "v1"] => {
+            return Ok(Target::Document(discovery::openapi_v3_core()))
+        }
         ["healthz" | "livez" | "readyz"] => return Ok(Target::Document(json!("ok"))),
         _ => return Err(ApiStatus::no_route(path)),
     };
@@ -320,6 +324,34 @@ fn field_manager(call: &Call<'_>) -> String {
     }
 }
 
+/// With `fieldValidation=Strict` (kubectl's default), fields a custom
+/// resource's schema does not declare are an error instead of being
+/// pruned.
+/// <https://kubernetes.io/docs/reference/using-api/api-concepts/#field-validation>
+fn validate_fields(call: &Call<'_>, body: &Value) -> Result<(), ApiStatus> {
+    if call.query.get("fieldValidation") != Some("Strict") || !call.target.resource.custom {
+        return Ok(());
+    }
+    let mut content = body.clone();
+    if let Some(map) = content.as_object_mut() {
+        for key in ["apiVersion", "kind", "metadata"] {
+            map.remove(key);
+        }
+    }
+    let unknown = call.target.resource.schema.unknown_fields(&content, "");
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let fields: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field {f:?}"))
+        .collect();
+    Err(ApiStatus::bad_request(format!(
+        "strict decoding error: {}",
+        fields.join(", ")
+    )))
+}
+
 fn run(shared: &Arc<Shared>, call: &Call<'_>) -> Result<Response<ResponseBody>, ApiStatus> {
     let target = &call.target;
     let resource = &target.resource;
@@ -379,6 +411,7 @@ fn run(shared: &Arc<Shared>, call: &Call<'_>) -> Result<Response<ResponseBody>, 
         }
         "create" => {
             let body = parse_body(call.body, false)?;
+            validate_fields(call, &body)?;
             let created = shared.lock().store.create(
                 resource,
                 &target.namespace,
@@ -389,6 +422,7 @@ fn run(shared: &Arc<Shared>, call: &Call<'_>) -> Result<Response<ResponseBody>, 
         }
         "update" => {
             let body = parse_body(call.body, false)?;
+            validate_fields(call, &body)?;
             let updated = shared.lock().store.replace(
                 resource,
                 &target.namespace,
@@ -415,6 +449,9 @@ fn run(shared: &Arc<Shared>, call: &Call<'_>) -> Result<Response<ResponseBody>, 
                 ));
             }
             let body = parse_body(call.body, kind == PatchKind::Apply)?;
+            if kind != PatchKind::Json {
+                validate_fields(call, &body)?;
+            }
             let patched = shared.lock().store.patch(
                 resource,
                 &target.namespace,

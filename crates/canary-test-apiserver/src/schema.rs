@@ -189,6 +189,42 @@ impl Schema {
         }
     }
 
+    /// The fields of `value` pruning would drop, as dotted paths
+    /// (`spec.typo`), for strict field validation.
+    pub fn unknown_fields(&self, value: &Value, path: &str) -> Vec<String> {
+        let mut unknown = Vec::new();
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    let child_path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    match (self.properties.get(key), &self.additional) {
+                        (Some(schema), _) => {
+                            unknown.extend(schema.unknown_fields(child, &child_path))
+                        }
+                        (None, Some(schema)) => {
+                            unknown.extend(schema.unknown_fields(child, &child_path))
+                        }
+                        (None, None) if !self.preserve_unknown => unknown.push(child_path),
+                        (None, None) => {}
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(schema) = &self.items {
+                    for (index, item) in items.iter().enumerate() {
+                        unknown.extend(schema.unknown_fields(item, &format!("{path}[{index}]")));
+                    }
+                }
+            }
+            _ => {}
+        }
+        unknown
+    }
+
     /// The identity of a list-map item: the values of its keys, as a JSON
     /// object (keys absent from the item are left out).
     pub fn item_key(keys: &[String], item: &Value) -> Value {
@@ -303,6 +339,10 @@ mod tests {
             "config": {"anything": [1, {"deep": true}]},
             "typo": 1
         }});
+        assert_eq!(
+            schema.field("spec").unknown_fields(&object["spec"], "spec"),
+            ["spec.provider.kubernetes", "spec.typo"]
+        );
         schema.field("spec").prune(&mut object["spec"]);
         assert_eq!(
             object,
