@@ -154,10 +154,8 @@ impl FieldSet {
     pub fn from_fields_v1(fields: &Value) -> FieldSet {
         fn walk(node: &Value, path: &mut FieldPath, set: &mut FieldSet) {
             let Some(map) = node.as_object() else { return };
-            if map.is_empty() || map.contains_key(".") {
-                if !path.is_empty() {
-                    set.insert(path.clone());
-                }
+            if (map.is_empty() || map.contains_key(".")) && !path.is_empty() {
+                set.insert(path.clone());
             }
             for (key, child) in map {
                 let element = if let Some(name) = key.strip_prefix("f:") {
@@ -291,7 +289,7 @@ pub fn remove_at(value: &mut Value, path: &[PathElement]) {
         }
         PathElement::Value(text) => {
             if let Some(items) = node.as_array_mut() {
-                items.retain(|item| item.to_string() != *text);
+                items.retain(|item| item.to_string().as_str() != text.as_str());
             }
         }
     }

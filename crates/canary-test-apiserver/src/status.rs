@@ -20,6 +20,19 @@ pub struct StatusCause {
     pub field: String,
 }
 
+/// `details` of a `Status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusDetails {
+    /// `details.name`.
+    pub name: Option<String>,
+    /// `details.group`.
+    pub group: Option<String>,
+    /// `details.kind` (the resource's plural, as the API server writes it).
+    pub kind: Option<String>,
+    /// `details.causes`.
+    pub causes: Vec<StatusCause>,
+}
+
 /// A failed request, as the `Status` object the server answers with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiStatus {
@@ -29,14 +42,8 @@ pub struct ApiStatus {
     pub reason: String,
     /// For people.
     pub message: String,
-    /// `details.name`.
-    pub name: Option<String>,
-    /// `details.group`.
-    pub group: Option<String>,
-    /// `details.kind` (the resource's plural, as the API server writes it).
-    pub kind: Option<String>,
-    /// `details.causes`.
-    pub causes: Vec<StatusCause>,
+    /// `details`, when the failure is about an object.
+    pub details: Option<Box<StatusDetails>>,
 }
 
 /// What a failure is about: the resource (plural and group) and the name.
@@ -67,20 +74,34 @@ impl ApiStatus {
             code,
             reason: reason.to_owned(),
             message,
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
+            details: None,
         }
     }
 
     fn about(mut self, about: About<'_>) -> ApiStatus {
+        let details = self.details.get_or_insert_with(Box::default);
         if !about.name.is_empty() {
-            self.name = Some(about.name.to_owned());
+            details.name = Some(about.name.to_owned());
         }
-        self.group = Some(about.group.to_owned());
-        self.kind = Some(about.plural.to_owned());
+        details.group = Some(about.group.to_owned());
+        details.kind = Some(about.plural.to_owned());
         self
+    }
+
+    fn with_cause(mut self, cause: StatusCause) -> ApiStatus {
+        self.details
+            .get_or_insert_with(Box::default)
+            .causes
+            .push(cause);
+        self
+    }
+
+    /// The causes in `details`.
+    pub fn causes(&self) -> &[StatusCause] {
+        self.details
+            .as_ref()
+            .map(|d| d.causes.as_slice())
+            .unwrap_or(&[])
     }
 
     /// 404: `deployments.apps "web" not found`.
@@ -148,16 +169,16 @@ impl ApiStatus {
             })
             .collect();
         message.push_str(&parts.join("\n"));
-        let mut status = ApiStatus::new(409, "Conflict", message).about(about);
-        status.causes = conflicts
-            .iter()
-            .map(|(manager, version, field)| StatusCause {
-                reason: "FieldManagerConflict".to_owned(),
-                message: format!("conflict with {manager:?} using {version}"),
-                field: field.clone(),
-            })
-            .collect();
-        status
+        conflicts.iter().fold(
+            ApiStatus::new(409, "Conflict", message).about(about),
+            |status, (manager, version, field)| {
+                status.with_cause(StatusCause {
+                    reason: "FieldManagerConflict".to_owned(),
+                    message: format!("conflict with {manager:?} using {version}"),
+                    field: field.clone(),
+                })
+            },
+        )
     }
 
     /// 403, in kube-apiserver's words.
@@ -222,18 +243,17 @@ impl ApiStatus {
     pub fn invalid(about: About<'_>, field: &str, message: impl Into<String>) -> ApiStatus {
         let message = message.into();
         let kind = about.plural.to_owned();
-        let mut status = ApiStatus::new(
+        ApiStatus::new(
             422,
             "Invalid",
             format!("{} {:?} is invalid: {field}: {message}", kind, about.name),
         )
-        .about(about);
-        status.causes.push(StatusCause {
+        .about(about)
+        .with_cause(StatusCause {
             reason: "FieldValueInvalid".to_owned(),
             message,
             field: field.to_owned(),
-        });
-        status
+        })
     }
 
     /// 405.
@@ -267,17 +287,19 @@ impl ApiStatus {
     /// The `Status` object.
     pub fn to_json(&self) -> Value {
         let mut details = serde_json::Map::new();
-        if let Some(name) = &self.name {
+        let empty = StatusDetails::default();
+        let known = self.details.as_deref().unwrap_or(&empty);
+        if let Some(name) = &known.name {
             details.insert("name".into(), json!(name));
         }
-        if let Some(group) = &self.group {
+        if let Some(group) = &known.group {
             details.insert("group".into(), json!(group));
         }
-        if let Some(kind) = &self.kind {
+        if let Some(kind) = &known.kind {
             details.insert("kind".into(), json!(kind));
         }
-        if !self.causes.is_empty() {
-            let causes: Vec<Value> = self
+        if !known.causes.is_empty() {
+            let causes: Vec<Value> = known
                 .causes
                 .iter()
                 .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
@@ -341,8 +363,8 @@ mod tests {
             "Apply failed with 3 conflicts: conflicts with \"git\" using v1:\n- .spec.a\n- .spec.b\n\
              conflict with \"ops\" using v1: .spec.c"
         );
-        assert_eq!(status.causes.len(), 3);
-        assert_eq!(status.causes[2].field, ".spec.c");
+        assert_eq!(status.causes().len(), 3);
+        assert_eq!(status.causes()[2].field, ".spec.c");
     }
 
     #[test]

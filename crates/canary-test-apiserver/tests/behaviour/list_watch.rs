@@ -385,12 +385,73 @@ async fn kube_runtime_watcher_resumes_after_a_dropped_connection() {
     let resumed = server
         .requests_by(&Identity::admin())
         .into_iter()
-        .filter(|r| r.verb == "watch")
-        .next_back()
+        .rfind(|r| r.verb == "watch")
         .unwrap();
     assert!(
         resumed.query.contains("resourceVersion="),
         "{}",
         resumed.query
     );
+}
+
+// https://kubernetes.io/docs/reference/using-api/api-concepts/#streaming-lists:
+// with sendInitialEvents the existing objects come first, then a bookmark
+// annotated k8s.io/initial-events-end.
+#[tokio::test]
+async fn initial_events_end_with_an_annotated_bookmark() {
+    let server = server().await;
+    let rollouts = rollouts(&server.admin_client().unwrap(), "shop");
+    rollouts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(rollout("web")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let params = WatchParams {
+        send_initial_events: true,
+        ..WatchParams::default()
+    };
+    let mut stream = rollouts.watch(&params, "").await.unwrap().boxed();
+    let WatchEvent::Added(added) = next_event(&mut stream).await else {
+        panic!("ADDED first")
+    };
+    assert_eq!(added.metadata.name.as_deref(), Some("web"));
+    let WatchEvent::Bookmark(bookmark) = next_event(&mut stream).await else {
+        panic!("then a BOOKMARK")
+    };
+    assert_eq!(
+        bookmark
+            .metadata
+            .annotations
+            .get("k8s.io/initial-events-end")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        bookmark.metadata.resource_version,
+        server.revision().to_string()
+    );
+}
+
+// timeoutSeconds: "timeout for the list/watch call"; the stream ends
+// cleanly and the client watches again.
+#[tokio::test]
+async fn a_watch_ends_after_its_timeout() {
+    let server = server().await;
+    let rollouts = rollouts(&server.admin_client().unwrap(), "shop");
+    let from = server.revision().to_string();
+    let mut stream = rollouts
+        .watch(&WatchParams::default().timeout(1), &from)
+        .await
+        .unwrap()
+        .boxed();
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+        .await
+        .expect("ends within 10 s");
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
+    eventually("the server closed the watch", || async {
+        server.open_watches() == 0
+    })
+    .await;
 }

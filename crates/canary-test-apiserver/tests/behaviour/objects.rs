@@ -327,3 +327,37 @@ async fn the_administrator_may_do_anything() {
         .iter()
         .all(|r| r.allowed()));
 }
+
+// A failure injected for one request answers it and only it: the way a
+// test forces the lease race the leader election must survive.
+#[tokio::test]
+async fn an_injected_failure_answers_the_next_matching_request_once() {
+    use canary_test_apiserver::status::About;
+    use canary_test_apiserver::{ApiStatus, RequestMatch};
+
+    let server = server().await;
+    let leases: Api<Lease> = Api::namespaced(server.admin_client().unwrap(), "canary-system");
+    let lease: Lease =
+        serde_json::from_value(json!({"metadata": {"name": "canary-controller"}})).unwrap();
+    let created = leases.create(&PostParams::default(), &lease).await.unwrap();
+    let about = About {
+        group: "coordination.k8s.io",
+        plural: "leases",
+        name: "canary-controller",
+    };
+    server.fail_next(
+        RequestMatch::new("update", "leases").named("canary-controller"),
+        ApiStatus::conflict(about),
+    );
+
+    let status = status_of(
+        leases
+            .replace("canary-controller", &PostParams::default(), &created)
+            .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    leases
+        .replace("canary-controller", &PostParams::default(), &created)
+        .await
+        .unwrap();
+}
