@@ -5,6 +5,7 @@ mod errors;
 mod kubectl;
 mod list_watch;
 mod objects;
+mod operator_calls;
 mod patches;
 mod rbac;
 mod server_side_apply;
