@@ -86,6 +86,19 @@ struct ResourceRequest {
     verb: &'static str,
 }
 
+impl ResourceRequest {
+    fn attributes(&self) -> Attributes {
+        Attributes {
+            verb: self.verb.to_owned(),
+            group: self.resource.group.clone(),
+            resource: self.resource.plural.clone(),
+            subresource: self.subresource.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 fn verb_of(method: &Method, has_name: bool, watch: bool) -> Result<&'static str, ApiStatus> {
     let verb = match (method.as_str(), has_name) {
         ("GET", true) => "get",
@@ -210,12 +223,10 @@ pub async fn handle(
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         query: raw_query,
-        verb: parts.method.as_str().to_ascii_lowercase(),
-        group: String::new(),
-        resource: String::new(),
-        subresource: String::new(),
-        namespace: String::new(),
-        name: String::new(),
+        attributes: Attributes {
+            verb: parts.method.as_str().to_ascii_lowercase(),
+            ..Attributes::default()
+        },
         content_type: header(&parts, hyper::header::CONTENT_TYPE),
         field_manager: query.get("fieldManager").unwrap_or("").to_owned(),
         decision: None,
@@ -231,12 +242,7 @@ pub async fn handle(
                 Err(status) => status_response(&status),
                 Ok(Target::Document(document)) => json_response(200, &document),
                 Ok(Target::Resource(target)) => {
-                    record.verb = target.verb.to_owned();
-                    record.group = target.resource.group.clone();
-                    record.resource = target.resource.plural.clone();
-                    record.subresource = target.subresource.clone();
-                    record.namespace = target.namespace.clone();
-                    record.name = target.name.clone();
+                    record.attributes = target.attributes();
                     let call = Call {
                         target,
                         identity: &identity,
@@ -281,14 +287,7 @@ fn parse_body(body: &[u8], yaml: bool) -> Result<Value, ApiStatus> {
 
 fn serve(shared: &Arc<Shared>, call: Call<'_>) -> (Decision, Response<ResponseBody>) {
     let target = &call.target;
-    let attributes = Attributes {
-        verb: target.verb.to_owned(),
-        group: target.resource.group.clone(),
-        resource: target.resource.plural.clone(),
-        subresource: target.subresource.clone(),
-        namespace: target.namespace.clone(),
-        name: target.name.clone(),
-    };
+    let attributes = target.attributes();
     let decision = shared.lock().policy().authorize(call.identity, &attributes);
     if !decision.allowed() {
         let status = ApiStatus::forbidden(

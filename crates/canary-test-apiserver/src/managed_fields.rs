@@ -351,42 +351,16 @@ pub fn apply(
         return Err(conflicts);
     }
 
-    let mut next: Vec<ManagerEntry> = Vec::new();
-    let mut placed = false;
-    for entry in managers {
-        if is_me(entry) {
-            placed = true;
-            if !applied.is_empty() {
-                next.push(ManagerEntry {
-                    fields: applied.clone(),
-                    api_version: writer.api_version.to_owned(),
-                    time: writer.time.to_owned(),
-                    ..entry.clone()
-                });
-            }
-            continue;
-        }
-        let fields = entry
-            .fields
-            .difference(&changed)
-            .difference(&comparison.removed);
-        if !fields.is_empty() {
-            next.push(ManagerEntry {
-                fields,
-                ..entry.clone()
-            });
-        }
-    }
-    if !placed && !applied.is_empty() {
-        next.push(ManagerEntry {
-            manager: writer.manager.to_owned(),
-            operation: Operation::Apply,
-            api_version: writer.api_version.to_owned(),
-            subresource: subresource.to_owned(),
-            time: writer.time.to_owned(),
-            fields: applied,
-        });
-    }
+    let lost = changed.union(&comparison.removed);
+    let next = reassign(
+        managers,
+        writer,
+        Operation::Apply,
+        subresource,
+        applied,
+        &lost,
+        true,
+    );
     Ok(Written {
         object: untrack_into(live, merged, part),
         managers: next,
@@ -408,32 +382,45 @@ pub fn update(
     let new_part = tracked(new, part);
     let comparison = compare(&live_part, &new_part, schema);
     let changed = comparison.changed();
-    let is_me = |entry: &ManagerEntry| entry.is(writer.manager, Operation::Update, subresource);
+    let mine = managers
+        .iter()
+        .find(|entry| entry.is(writer.manager, Operation::Update, subresource))
+        .map(|entry| entry.fields.clone())
+        .unwrap_or_default();
+    let owned = mine.difference(&comparison.removed).union(&changed);
+    let lost = changed.union(&comparison.removed);
+    reassign(
+        managers,
+        writer,
+        Operation::Update,
+        subresource,
+        owned,
+        &lost,
+        !changed.is_empty(),
+    )
+}
+
+/// The managers after a write: every other manager loses `lost`; the
+/// writer's entry for `operation` owns `owned` (and goes when that is
+/// empty), in its place in the list, with the write's time when the write
+/// `touched` anything.
+fn reassign(
+    managers: &[ManagerEntry],
+    writer: Writer<'_>,
+    operation: Operation,
+    subresource: &str,
+    owned: FieldSet,
+    lost: &FieldSet,
+    touched: bool,
+) -> Vec<ManagerEntry> {
     let mut next = Vec::new();
-    let mut placed = false;
+    let mut mine: Option<(usize, &ManagerEntry)> = None;
     for entry in managers {
-        if is_me(entry) {
-            placed = true;
-            let fields = entry.fields.difference(&comparison.removed).union(&changed);
-            if !fields.is_empty() {
-                let time = if changed.is_empty() {
-                    entry.time.clone()
-                } else {
-                    writer.time.to_owned()
-                };
-                next.push(ManagerEntry {
-                    fields,
-                    time,
-                    api_version: writer.api_version.to_owned(),
-                    ..entry.clone()
-                });
-            }
+        if entry.is(writer.manager, operation, subresource) {
+            mine = Some((next.len(), entry));
             continue;
         }
-        let fields = entry
-            .fields
-            .difference(&changed)
-            .difference(&comparison.removed);
+        let fields = entry.fields.difference(lost);
         if !fields.is_empty() {
             next.push(ManagerEntry {
                 fields,
@@ -441,15 +428,24 @@ pub fn update(
             });
         }
     }
-    if !placed && !changed.is_empty() {
-        next.push(ManagerEntry {
-            manager: writer.manager.to_owned(),
-            operation: Operation::Update,
-            api_version: writer.api_version.to_owned(),
-            subresource: subresource.to_owned(),
-            time: writer.time.to_owned(),
-            fields: changed,
-        });
+    if owned.is_empty() {
+        return next;
+    }
+    let time = match mine {
+        Some((_, entry)) if !touched => entry.time.clone(),
+        _ => writer.time.to_owned(),
+    };
+    let entry = ManagerEntry {
+        manager: writer.manager.to_owned(),
+        operation,
+        api_version: writer.api_version.to_owned(),
+        subresource: subresource.to_owned(),
+        time,
+        fields: owned,
+    };
+    match mine {
+        Some((index, _)) => next.insert(index, entry),
+        None => next.push(entry),
     }
     next
 }

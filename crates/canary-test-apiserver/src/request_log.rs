@@ -2,7 +2,7 @@
 //! and the answer's code, so a test can assert that every call an
 //! identity made was allowed by the shipped RBAC.
 
-use crate::rbac::Decision;
+use crate::rbac::{Attributes, Decision};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,19 +16,9 @@ pub struct RecordedRequest {
     pub path: String,
     /// Raw query, without `?`.
     pub query: String,
-    /// The RBAC verb (`get`, `list`, `watch`, `create`, `update`, `patch`,
-    /// `delete`); the lower-case method for paths that are not resources.
-    pub verb: String,
-    /// API group of the resource; empty for the core group.
-    pub group: String,
-    /// Resource plural; empty for paths that are not resources.
-    pub resource: String,
-    /// Subresource (`status`) or empty.
-    pub subresource: String,
-    /// Namespace, or empty.
-    pub namespace: String,
-    /// Object name, or empty.
-    pub name: String,
+    /// What was asked, as RBAC sees it; for paths that are not resources,
+    /// only the verb (the lower-case method).
+    pub attributes: Attributes,
     /// `Content-Type` of the body.
     pub content_type: String,
     /// `fieldManager` of the query.
@@ -48,25 +38,26 @@ impl RecordedRequest {
     /// `patch deployments.apps "web-v2" in namespace "shop"`, as RBAC
     /// errors read.
     pub fn describe(&self) -> String {
-        if self.resource.is_empty() {
-            return format!("{} {}", self.verb, self.path);
+        let a = &self.attributes;
+        if a.resource.is_empty() {
+            return format!("{} {}", a.verb, self.path);
         }
-        let mut text = self.verb.clone();
+        let mut text = a.verb.clone();
         text.push(' ');
-        text.push_str(&self.resource);
-        if !self.subresource.is_empty() {
+        text.push_str(&a.resource);
+        if !a.subresource.is_empty() {
             text.push('/');
-            text.push_str(&self.subresource);
+            text.push_str(&a.subresource);
         }
-        if !self.group.is_empty() {
+        if !a.group.is_empty() {
             text.push('.');
-            text.push_str(&self.group);
+            text.push_str(&a.group);
         }
-        if !self.name.is_empty() {
-            text.push_str(&format!(" {:?}", self.name));
+        if !a.name.is_empty() {
+            text.push_str(&format!(" {:?}", a.name));
         }
-        if !self.namespace.is_empty() {
-            text.push_str(&format!(" in namespace {:?}", self.namespace));
+        if !a.namespace.is_empty() {
+            text.push_str(&format!(" in namespace {:?}", a.namespace));
         }
         text
     }

@@ -5,7 +5,7 @@
 //! https://kubernetes.io/docs/reference/using-api/server-side-apply/#comparison-with-client-side-apply
 //! and https://kubernetes.io/docs/tasks/manage-kubernetes-objects/declarative-config/
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use canary_test_apiserver::{Identity, TestApiServer};
@@ -45,6 +45,18 @@ fn manifest(name: &str, failure: &str) -> String {
     )
 }
 
+/// A server, a temporary folder, and a kubeconfig in it for the
+/// administrator.
+async fn with_kubeconfig() -> (TestApiServer, tempfile::TempDir, PathBuf) {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server
+        .write_kubeconfig(&Identity::admin(), &kubeconfig)
+        .unwrap();
+    (server, dir, kubeconfig)
+}
+
 async fn split(server: &TestApiServer, name: &str, config: Value) {
     let plugins = wasm_plugins(&server.admin_client().unwrap(), "istio-system");
     let body = json!({"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
@@ -71,12 +83,7 @@ async fn stored(server: &TestApiServer, name: &str) -> Value {
 
 #[tokio::test]
 async fn kubectl_apply_server_side_and_client_side_leave_the_split_alone() {
-    let server = server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server
-        .write_kubeconfig(&Identity::admin(), &kubeconfig)
-        .unwrap();
+    let (server, dir, kubeconfig) = with_kubeconfig().await;
     let file = dir.path().join("plugin.yaml");
     let path = file.to_str().unwrap();
     let splits = json!({"splits": {"web": {"canary_weight_bp": 1000}}});
@@ -170,12 +177,7 @@ async fn kubectl_apply_server_side_and_client_side_leave_the_split_alone() {
 // an error, not silently dropped.
 #[tokio::test]
 async fn kubectl_apply_refuses_undeclared_fields() {
-    let server = server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server
-        .write_kubeconfig(&Identity::admin(), &kubeconfig)
-        .unwrap();
+    let (_server, dir, kubeconfig) = with_kubeconfig().await;
     let file = dir.path().join("plugin.yaml");
     std::fs::write(
         &file,
@@ -197,12 +199,7 @@ async fn kubectl_apply_refuses_undeclared_fields() {
 
 #[tokio::test]
 async fn kubectl_apply_server_side_conflicts_with_a_weight_inside_routes() {
-    let server = server().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server
-        .write_kubeconfig(&Identity::admin(), &kubeconfig)
-        .unwrap();
+    let (server, dir, kubeconfig) = with_kubeconfig().await;
     let file = dir.path().join("plugin.yaml");
     let path = file.to_str().unwrap();
     std::fs::write(&file, manifest("canary", "FAIL_OPEN")).unwrap();

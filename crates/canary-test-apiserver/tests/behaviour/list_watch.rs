@@ -10,14 +10,15 @@ use canary_test_apiserver::{Identity, Settings, TestApiServer};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{
-    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
-    WatchParams,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, WatchEvent, WatchParams,
 };
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use serde_json::json;
 
-use crate::support::{eventually, revision_of, rollout, rollouts, server, server_with, status_of};
+use crate::support::{
+    create, eventually, revision_of, rollout, rollouts, server, server_with, status_of,
+};
 
 async fn pods(server: &TestApiServer) -> Api<Pod> {
     let pods: Api<Pod> = Api::namespaced(server.admin_client().unwrap(), "shop");
@@ -30,12 +31,7 @@ async fn pods(server: &TestApiServer) -> Api<Pod> {
         let app = name.split('-').next().unwrap();
         let pod = json!({"metadata": {"name": name, "labels": {"app": app, "version": version}},
                          "spec": {"containers": [{"name": "app", "image": "x"}]}});
-        pods.create(
-            &PostParams::default(),
-            &serde_json::from_value(pod).unwrap(),
-        )
-        .await
-        .unwrap();
+        create(&pods, pod).await;
     }
     pods
 }
@@ -81,13 +77,7 @@ async fn a_limited_list_continues_where_the_last_page_ended() {
     let secrets: Api<Secret> = Api::namespaced(server.admin_client().unwrap(), "shop");
     for index in 0..5 {
         let secret = json!({"metadata": {"name": format!("s{index}")}});
-        secrets
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(secret).unwrap(),
-            )
-            .await
-            .unwrap();
+        create(&secrets, secret).await;
     }
     let mut seen = Vec::new();
     let mut params = ListParams::default().limit(2);
@@ -101,6 +91,21 @@ async fn a_limited_list_continues_where_the_last_page_ended() {
         }
     }
     assert_eq!(seen, ["s0", "s1", "s2", "s3", "s4"]);
+}
+
+/// A watch's event stream.
+async fn watch<K>(
+    api: &Api<K>,
+    params: &WatchParams,
+    from: &str,
+) -> futures::stream::BoxStream<'static, Result<WatchEvent<K>, kube::Error>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    api.watch(params, from)
+        .await
+        .expect("the watch starts")
+        .boxed()
 }
 
 async fn next_event<S>(stream: &mut S) -> WatchEvent<DynamicObject>
@@ -120,13 +125,7 @@ where
 async fn a_watch_replays_what_followed_its_resource_version() {
     let server = server().await;
     let rollouts = rollouts(&server.admin_client().unwrap(), "shop");
-    let created = rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(rollout("web")).unwrap(),
-        )
-        .await
-        .unwrap();
+    let created = create(&rollouts, rollout("web")).await;
     let from = created.metadata.resource_version.clone().unwrap();
     rollouts
         .patch(
@@ -141,11 +140,7 @@ async fn a_watch_replays_what_followed_its_resource_version() {
         .await
         .unwrap();
 
-    let mut stream = rollouts
-        .watch(&WatchParams::default(), &from)
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = watch(&rollouts, &WatchParams::default(), &from).await;
     let WatchEvent::Modified(modified) = next_event(&mut stream).await else {
         panic!("MODIFIED first")
     };
@@ -168,13 +163,7 @@ async fn a_watch_from_a_forgotten_revision_gets_410_gone() {
     })
     .await;
     let rollouts = rollouts(&server.admin_client().unwrap(), "shop");
-    let created = rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(rollout("web")).unwrap(),
-        )
-        .await
-        .unwrap();
+    let created = create(&rollouts, rollout("web")).await;
     for step in 1..=3 {
         let patch = json!({"metadata": {"annotations": {"step": step.to_string()}}});
         rollouts
@@ -183,11 +172,7 @@ async fn a_watch_from_a_forgotten_revision_gets_410_gone() {
             .unwrap();
     }
     let from = created.metadata.resource_version.unwrap();
-    let mut stream = rollouts
-        .watch(&WatchParams::default(), &from)
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = watch(&rollouts, &WatchParams::default(), &from).await;
     let WatchEvent::Error(status) = next_event(&mut stream).await else {
         panic!("an ERROR event")
     };
@@ -208,27 +193,11 @@ async fn bookmarks_carry_the_latest_revision() {
     };
     let server = server_with(settings).await;
     let rollouts = rollouts(&server.admin_client().unwrap(), "shop");
-    let created = rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(rollout("web")).unwrap(),
-        )
-        .await
-        .unwrap();
+    let created = create(&rollouts, rollout("web")).await;
     let from = created.metadata.resource_version.unwrap();
     let secrets: Api<Secret> = Api::namespaced(server.admin_client().unwrap(), "shop");
-    secrets
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "other-kind"}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    let mut stream = rollouts
-        .watch(&WatchParams::default(), &from)
-        .await
-        .unwrap()
-        .boxed();
+    create(&secrets, json!({"metadata": {"name": "other-kind"}})).await;
+    let mut stream = watch(&rollouts, &WatchParams::default(), &from).await;
     let WatchEvent::Bookmark(bookmark) = next_event(&mut stream).await else {
         panic!("a BOOKMARK")
     };
@@ -245,11 +214,12 @@ async fn a_selected_watch_sees_objects_leave_and_enter_the_selection() {
     let server = server().await;
     let pods = pods(&server).await;
     let from = server.revision().to_string();
-    let mut stream = pods
-        .watch(&WatchParams::default().labels("version=canary"), &from)
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = watch(
+        &pods,
+        &WatchParams::default().labels("version=canary"),
+        &from,
+    )
+    .await;
     let relabel =
         |version: &str| Patch::Merge(json!({"metadata": {"labels": {"version": version}}}));
     pods.patch("web-2", &PatchParams::default(), &relabel("stable"))
@@ -305,7 +275,7 @@ fn requests(server: &TestApiServer, verb: &str) -> usize {
     server
         .requests_by(&Identity::admin())
         .iter()
-        .filter(|r| r.verb == verb && r.resource == "canaryrollouts")
+        .filter(|r| r.attributes.verb == verb && r.attributes.resource == "canaryrollouts")
         .count()
 }
 
@@ -318,13 +288,7 @@ async fn kube_runtime_watcher_lists_again_after_410_gone() {
     let server = server().await;
     let client = server.admin_client().unwrap();
     let rollouts = rollouts(&client, "shop");
-    rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(rollout("first")).unwrap(),
-        )
-        .await
-        .unwrap();
+    create(&rollouts, rollout("first")).await;
     let seen = record_watcher(rollouts.clone());
     eventually("the watcher listed and watches", || async {
         contains(&seen, "done") && server.open_watches() == 1
@@ -340,13 +304,7 @@ async fn kube_runtime_watcher_lists_again_after_410_gone() {
     assert!(contains(&seen, "error 410"), "{:?}", seen.lock().unwrap());
     assert_eq!(requests(&server, "list"), 2);
 
-    rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(rollout("second")).unwrap(),
-        )
-        .await
-        .unwrap();
+    create(&rollouts, rollout("second")).await;
     eventually("the watcher saw the new rollout", || async {
         contains(&seen, "apply second")
     })
@@ -368,13 +326,7 @@ async fn kube_runtime_watcher_resumes_after_a_dropped_connection() {
     let watches_before = requests(&server, "watch");
 
     server.drop_watch_connections();
-    rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(rollout("during")).unwrap(),
-        )
-        .await
-        .unwrap();
+    create(&rollouts, rollout("during")).await;
     eventually(
         "the watcher saw the rollout made while it was away",
         || async { contains(&seen, "apply during") },
@@ -385,7 +337,7 @@ async fn kube_runtime_watcher_resumes_after_a_dropped_connection() {
     let resumed = server
         .requests_by(&Identity::admin())
         .into_iter()
-        .rfind(|r| r.verb == "watch")
+        .rfind(|r| r.attributes.verb == "watch")
         .unwrap();
     assert!(
         resumed.query.contains("resourceVersion="),
@@ -401,18 +353,12 @@ async fn kube_runtime_watcher_resumes_after_a_dropped_connection() {
 async fn initial_events_end_with_an_annotated_bookmark() {
     let server = server().await;
     let rollouts = rollouts(&server.admin_client().unwrap(), "shop");
-    rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(rollout("web")).unwrap(),
-        )
-        .await
-        .unwrap();
+    create(&rollouts, rollout("web")).await;
     let params = WatchParams {
         send_initial_events: true,
         ..WatchParams::default()
     };
-    let mut stream = rollouts.watch(&params, "").await.unwrap().boxed();
+    let mut stream = watch(&rollouts, &params, "").await;
     let WatchEvent::Added(added) = next_event(&mut stream).await else {
         panic!("ADDED first")
     };
@@ -441,11 +387,7 @@ async fn a_watch_ends_after_its_timeout() {
     let server = server().await;
     let rollouts = rollouts(&server.admin_client().unwrap(), "shop");
     let from = server.revision().to_string();
-    let mut stream = rollouts
-        .watch(&WatchParams::default().timeout(1), &from)
-        .await
-        .unwrap()
-        .boxed();
+    let mut stream = watch(&rollouts, &WatchParams::default().timeout(1), &from).await;
     let ended = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
         .await
         .expect("ends within 10 s");

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::support::{deployment, revision_of, rollout, rollouts, server, status_of};
+use crate::support::{create, deployment, revision_of, rollout, rollouts, server, status_of};
 
 // https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/object-meta/
 // (uid, resourceVersion, generation, creationTimestamp are set by the
@@ -21,20 +21,8 @@ async fn created_objects_get_uid_revision_generation_and_creation_time() {
     let client = server.admin_client().unwrap();
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
     let secrets: Api<Secret> = Api::namespaced(client, "shop");
-    let created = deployments
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(deployment("web-v1", 2)).unwrap(),
-        )
-        .await
-        .unwrap();
-    let secret = secrets
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "token"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    let created = create(&deployments, deployment("web-v1", 2)).await;
+    let secret = create(&secrets, json!({"metadata": {"name": "token"}})).await;
 
     let meta = &created.metadata;
     assert!(
@@ -141,13 +129,7 @@ async fn generation_counts_changes_of_the_desired_state_only() {
     let server = server().await;
     let client = server.admin_client().unwrap();
     let deployments: Api<Deployment> = Api::namespaced(client, "shop");
-    deployments
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(deployment("web-v2", 2)).unwrap(),
-        )
-        .await
-        .unwrap();
+    create(&deployments, deployment("web-v2", 2)).await;
     let merge = |patch| Patch::Merge(patch);
     let labelled = deployments
         .patch(
@@ -195,13 +177,7 @@ async fn a_write_that_changes_nothing_keeps_the_resource_version() {
     let server = server().await;
     let client = server.admin_client().unwrap();
     let rollouts = rollouts(&client, "shop");
-    let created = rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(rollout("web")).unwrap(),
-        )
-        .await
-        .unwrap();
+    let created = create(&rollouts, rollout("web")).await;
     let again = rollouts
         .patch(
             "web",
@@ -222,13 +198,7 @@ async fn a_write_that_changes_nothing_keeps_the_resource_version() {
 async fn deleted_objects_are_gone_and_a_read_is_404_not_found() {
     let server = server().await;
     let secrets: Api<Secret> = Api::namespaced(server.admin_client().unwrap(), "shop");
-    secrets
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "token"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    create(&secrets, json!({"metadata": {"name": "token"}})).await;
     secrets
         .delete("token", &DeleteParams::default())
         .await
@@ -278,13 +248,7 @@ async fn custom_resources_are_pruned_and_their_updates_need_a_resource_version()
     let mut body = rollout("web");
     body["spec"]["typo"] = json!(1);
     body["spec"]["target"]["extra"] = json!("x");
-    let created = rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(body).unwrap(),
-        )
-        .await
-        .unwrap();
+    let created = create(&rollouts, body).await;
     assert!(created.data["spec"].get("typo").is_none());
     assert!(created.data["spec"]["target"].get("extra").is_none());
     assert_eq!(created.data["spec"]["target"]["name"], "canary");

@@ -4,22 +4,16 @@
 //! and https://kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use crate::support::{deployment, rollout, rollouts, server, status_of};
+use crate::support::{create, deployment, rollout, rollouts, server, status_of};
 
 async fn deployments() -> (canary_test_apiserver::TestApiServer, Api<Deployment>) {
     let server = server().await;
     let deployments: Api<Deployment> = Api::namespaced(server.admin_client().unwrap(), "shop");
     for (name, replicas) in [("web-v1", 3), ("web-v2", 2)] {
-        deployments
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(deployment(name, replicas)).unwrap(),
-            )
-            .await
-            .unwrap();
+        create(&deployments, deployment(name, replicas)).await;
     }
     (server, deployments)
 }
@@ -99,13 +93,7 @@ async fn a_merge_patch_replaces_a_list_whole() {
     let rollouts = rollouts(&server.admin_client().unwrap(), "shop");
     let mut body = rollout("web");
     body["spec"]["routes"] = json!(["web", "api"]);
-    rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(body).unwrap(),
-        )
-        .await
-        .unwrap();
+    create(&rollouts, body).await;
     let patched = rollouts
         .patch(
             "web",
@@ -181,13 +169,7 @@ async fn a_strategic_merge_patch_merges_containers_by_name_on_built_in_kinds_onl
     assert_eq!(names, ["app", "proxy"]);
 
     let rollouts = rollouts(&server.admin_client().unwrap(), "shop");
-    rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(rollout("web")).unwrap(),
-        )
-        .await
-        .unwrap();
+    create(&rollouts, rollout("web")).await;
     let status = status_of(
         rollouts
             .patch(

@@ -5,7 +5,7 @@
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::support::{json_of, rollout, rollouts, server, status_of};
+use crate::support::{create, json_of, rollout, rollouts, server, status_of};
 
 async fn created() -> (
     canary_test_apiserver::TestApiServer,
@@ -16,13 +16,7 @@ async fn created() -> (
     let rollouts = rollouts(&server.admin_client().unwrap(), "shop");
     let mut body = rollout("web");
     body["status"] = json!({"phase": "Promoted"});
-    let created = rollouts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(body).unwrap(),
-        )
-        .await
-        .unwrap();
+    let created = create(&rollouts, body).await;
     (server, rollouts, created)
 }
 

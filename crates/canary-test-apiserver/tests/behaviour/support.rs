@@ -84,6 +84,17 @@ pub fn rollouts(client: &Client, namespace: &str) -> Api<DynamicObject> {
     )
 }
 
+/// Creates `object` through `api`, failing the test on an error.
+pub async fn create<K>(api: &Api<K>, object: Value) -> K
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).expect("the object fits its type");
+    api.create(&kube::api::PostParams::default(), &object)
+        .await
+        .expect("the create succeeds")
+}
+
 /// The Status of a failed call.
 pub fn status_of<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> kube::core::Status {
     match result {
