@@ -11,3 +11,10 @@ pub const ISTIO_EXTENSIONS: &str = include_str!("../crds/istio-extensions.yaml")
 /// Argo Rollouts' `AnalysisTemplate` and `ClusterAnalysisTemplate`, with a
 /// schemaless spec.
 pub const ARGO_ANALYSIS: &str = include_str!("../crds/argo-analysis.yaml");
+
+/// Istio's VirtualService, DestinationRule, Gateway and EnvoyFilter, with a
+/// schemaless spec.
+pub const ISTIO_NETWORKING: &str = include_str!("../crds/istio-networking.yaml");
+
+/// Gateway API's Gateway and HTTPRoute, with a schemaless spec.
+pub const GATEWAY_API: &str = include_str!("../crds/gateway-api.yaml");

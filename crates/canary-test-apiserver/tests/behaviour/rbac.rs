@@ -192,3 +192,52 @@ async fn rbac_from_a_rendered_kustomization_takes_effect() {
         403
     );
 }
+
+// Every kind the shipped manifests use is served: the rendered
+// kustomizations and the controller's plain files load, namespaces first.
+#[tokio::test]
+async fn the_shipped_manifests_load() {
+    let server = server().await;
+    server
+        .load_yaml(canary_test_apiserver::crds::ISTIO_NETWORKING)
+        .unwrap();
+    server
+        .load_yaml(canary_test_apiserver::crds::GATEWAY_API)
+        .unwrap();
+    for dir in [
+        "manifests/kubernetes",
+        "manifests/kubernetes/example",
+        "manifests/istio",
+    ] {
+        let rendered = kustomize(&repo_path(dir)).unwrap_or_else(|error| panic!("{error}"));
+        server
+            .load_yaml(&rendered)
+            .unwrap_or_else(|error| panic!("{dir}: {error}"));
+    }
+    for dir in [
+        "manifests/kubernetes/controller",
+        "manifests/istio/placements/gateway-api",
+    ] {
+        let mut files: Vec<_> = std::fs::read_dir(repo_path(dir))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.file_name().is_some_and(|n| n != "kustomization.yaml"))
+            .collect();
+        // Namespaces before what lives in them.
+        files.sort_by_key(|path| !path.ends_with("namespace.yaml"));
+        server
+            .load_files(&files)
+            .unwrap_or_else(|error| panic!("{dir}: {error}"));
+    }
+    assert!(server
+        .object(
+            "extensions.istio.io/v1alpha1",
+            "WasmPlugin",
+            "istio-system",
+            "canary"
+        )
+        .is_some());
+    assert!(server
+        .object("canary.dev/v1alpha1", "CanaryRollout", "shop", "web")
+        .is_some());
+}
