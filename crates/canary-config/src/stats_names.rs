@@ -173,6 +173,13 @@ impl Metric {
     }
 }
 
+/// Whether a request with this final status failed: a 5xx (Envoy's own
+/// local replies included) or no response at all (status 0). What
+/// [`Metric::Errors`] counts, and what the guard treats as a failure.
+pub const fn is_failure(status: u32) -> bool {
+    status == 0 || status >= 500
+}
+
 /// A metric name from Envoy's admin endpoint, taken apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParsedName<'a> {
