@@ -146,3 +146,54 @@ async fn ten_weight_changes_under_load_fail_nothing() {
         summary.total()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gauges_of_entries_and_versions_a_new_configuration_drops_go_to_zero() {
+    let mut rig = Rig::start_with(Delivery::Ecds, &filter_config(10.0, json!({})), |spec| {
+        spec.concurrency = 2;
+    })
+    .await;
+    rig.wait_counters(&weights(10)).await;
+    // The route entry is renamed and the canary is now v3.
+    let mut renamed = filter_config(20.0, json!({}));
+    renamed["routes"][0]["name"] = json!("shop");
+    renamed["routes"][0]["canary"] = json!("v3");
+    let outcome = rig
+        .envoy
+        .push_and_wait(&renamed.to_string(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(outcome, PushOutcome::Applied);
+    let gauge = |metric: Metric, route: &str, version: &str, value: u64| {
+        (metric.envoy_name(route, version), value)
+    };
+    let counters = rig
+        .wait_counters(&[
+            gauge(Metric::Weight, "app", "v1", 0),
+            gauge(Metric::Weight, "app", "v2", 0),
+            gauge(Metric::EffectiveWeight, "app", "v1", 0),
+            gauge(Metric::EffectiveWeight, "app", "v2", 0),
+            gauge(Metric::Weight, "shop", "v1", 8_000),
+            gauge(Metric::Weight, "shop", "v3", 2_000),
+            gauge(Metric::EffectiveWeight, "shop", "v3", 2_000),
+        ])
+        .await;
+    // The old names still exist in Envoy (stats are never deleted), at 0.
+    assert!(counters.contains_key(&Metric::Weight.envoy_name("app", "v2")));
+    // Back to the first configuration: its gauges come back, the other's go.
+    let outcome = rig
+        .envoy
+        .push_and_wait(
+            &filter_config(10.0, json!({})).to_string(),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, PushOutcome::Applied);
+    rig.wait_counters(&[
+        gauge(Metric::Weight, "app", "v2", 1_000),
+        gauge(Metric::Weight, "shop", "v1", 0),
+        gauge(Metric::Weight, "shop", "v3", 0),
+    ])
+    .await;
+}

@@ -84,6 +84,45 @@ async fn a_secret_is_required_when_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_never_reaches_the_upstream_even_with_the_override_off() {
+    let config = filter_config(
+        0.0,
+        json!({ "override": { "enabled": false, "secret": "open-sesame" } }),
+    );
+    let rig = Rig::start(Delivery::Inline, &config).await;
+    let echo = rig
+        .get(
+            "/echo",
+            &[("x-canary", "always"), ("x-canary-secret", "open-sesame")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(echo.served_by.as_deref(), Some("v1"), "the override is off");
+    assert!(
+        !echo.body.contains("open-sesame"),
+        "secret forwarded: {}",
+        echo.body
+    );
+    // Duplicate secret headers: every copy is removed.
+    let raw = b"GET /echo HTTP/1.1\r\nhost: app.example.com\r\nx-canary-secret: open-sesame\r\nx-canary-secret: other\r\nconnection: close\r\n\r\n";
+    let answer = rig.raw(raw).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(!answer.contains("x-canary-secret"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_duplicate_secret_headers_the_first_decides() {
+    let config = filter_config(0.0, json!({ "override": { "secret": "open-sesame" } }));
+    let rig = Rig::start(Delivery::Inline, &config).await;
+    let first_right = b"GET / HTTP/1.1\r\nhost: app.example.com\r\nx-canary: always\r\nx-canary-secret: open-sesame\r\nx-canary-secret: wrong\r\nconnection: close\r\n\r\n";
+    let answer = rig.raw(first_right).await;
+    assert!(answer.contains("x-served-by: v2"), "{answer}");
+    let first_wrong = b"GET / HTTP/1.1\r\nhost: app.example.com\r\nx-canary: always\r\nx-canary-secret: wrong\r\nx-canary-secret: open-sesame\r\nconnection: close\r\n\r\n";
+    let answer = rig.raw(first_wrong).await;
+    assert!(answer.contains("x-served-by: v1"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_routing_header_from_a_client_never_reaches_canary() {
     for delivery in [Delivery::Inline, Delivery::Ecds] {
         let rig = Rig::start(delivery, &filter_config(0.0, json!({}))).await;
@@ -125,18 +164,9 @@ async fn odd_headers_do_not_break_routing() {
     }
     // Bytes that are not UTF-8, written on the wire by hand.
     let raw = b"GET / HTTP/1.1\r\nhost: app.example.com\r\nx-canary: \xe9\xff\r\ncookie: session=\xff\xfe\r\nconnection: close\r\n\r\n";
-    let answer = raw_request(rig.envoy.listener(), raw).await;
+    let answer = rig.raw(raw).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // The filter is still healthy: overrides still work afterwards.
     let reply = rig.get("/", &[("x-canary", "always")]).await.unwrap();
     assert_eq!(reply.served_by.as_deref(), Some("v2"));
-}
-
-async fn raw_request(addr: std::net::SocketAddr, request: &[u8]) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
 }

@@ -128,3 +128,33 @@ async fn cookies_work_as_keys() {
     let by_key = versions_by_key(&pairs);
     assert_eq!(by_key.len(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_that_are_not_utf8_stay_sticky() {
+    let rig = Rig::start(
+        Delivery::Inline,
+        &filter_config(50.0, json!({ "sticky": { "header": "x-user-id" } })),
+    )
+    .await;
+    for key in [&b"\xff\xfe-1"[..], b"caf\xe9", b"\x80"] {
+        let mut request = b"GET / HTTP/1.1\r\nhost: app.example.com\r\nx-user-id: ".to_vec();
+        request.extend_from_slice(key);
+        request.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+        let mut seen = BTreeMap::new();
+        for _ in 0..30 {
+            let answer = rig.raw(&request).await;
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            let version = if answer.contains("x-served-by: v2") {
+                "v2"
+            } else {
+                "v1"
+            };
+            *seen.entry(version).or_insert(0) += 1;
+        }
+        assert_eq!(
+            seen.len(),
+            1,
+            "key {key:?} moved between versions: {seen:?}"
+        );
+    }
+}

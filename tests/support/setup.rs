@@ -146,6 +146,65 @@ impl Rig {
         }
     }
 
+    /// Waits until Envoy's `name` counter or gauge has exactly `value`, up
+    /// to `timeout`; returns how long it took.
+    pub async fn wait_value(&self, name: &str, value: u64, timeout: Duration) -> Duration {
+        let envoy = &self.envoy;
+        let started = std::time::Instant::now();
+        let reached = canary_lab::wait::until(timeout, Duration::from_millis(10), || async move {
+            (envoy.counters().await.ok()?.get(name).copied().unwrap_or(0) == value).then_some(())
+        })
+        .await;
+        match reached {
+            Some(()) => started.elapsed(),
+            None => panic!(
+                "{name} did not become {value} within {timeout:?} (now {:?})",
+                self.envoy.counter(name).await
+            ),
+        }
+    }
+
+    /// One request written on the wire by hand (for bytes an HTTP library
+    /// refuses to send); returns the whole answer as text (lossy).
+    pub async fn raw(&self, request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.envoy.listener())
+            .await
+            .expect("Envoy's listener accepts");
+        stream.write_all(request).await.expect("request written");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("answer read");
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    /// Clients (each with its own connection) until Envoy's every worker
+    /// holds at least one of their connections, so load sent through all
+    /// of them reaches every worker. Fails after 32 clients.
+    pub async fn clients_on_every_worker(&self, workers: u32) -> Vec<Client> {
+        let mut clients = Vec::new();
+        while clients.len() < 32 {
+            let client = Client::new(self.envoy.listener(), HOST);
+            client.get("/", &[]).await.expect("answered");
+            clients.push(client);
+            let counters = self.envoy.counters().await.unwrap_or_default();
+            // `listener.<address>_<configured port>.worker_<w>.downstream_cx_active`
+            let busy = (0..workers)
+                .filter(|w| {
+                    let suffix = format!(".worker_{w}.downstream_cx_active");
+                    counters.iter().any(|(name, value)| {
+                        name.starts_with("listener.127.0.0.1_")
+                            && name.ends_with(&suffix)
+                            && *value > 0
+                    })
+                })
+                .count();
+            if busy == workers as usize {
+                return clients;
+            }
+        }
+        panic!("32 connections never reached all {workers} of Envoy's workers");
+    }
+
     /// Waits until Envoy's `name` counter reaches `at_least`, up to `timeout`.
     pub async fn wait_counter(&self, name: &str, at_least: u64, timeout: Duration) -> u64 {
         let envoy = &self.envoy;

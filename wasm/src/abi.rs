@@ -65,7 +65,7 @@ pub extern "C" fn proxy_on_configure(root_context_id: u32, _plugin_configuration
 
 #[no_mangle]
 pub extern "C" fn proxy_on_tick(_root_context_id: u32) {
-    vm::flush_counters();
+    vm::on_tick();
 }
 
 #[no_mangle]

@@ -21,6 +21,7 @@ pub enum HeaderMap {
 #[repr(u32)]
 pub enum LogLevel {
     Info = 2,
+    Warn = 3,
     Error = 4,
 }
 
@@ -34,6 +35,8 @@ pub enum MetricType {
 }
 
 const STATUS_OK: u32 = 0;
+const STATUS_NOT_FOUND: u32 = 1;
+const STATUS_CAS_MISMATCH: u32 = 8;
 const BUFFER_PLUGIN_CONFIGURATION: u32 = 7;
 
 #[link(wasm_import_module = "env")]
@@ -77,6 +80,20 @@ extern "C" {
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
 }
 
 /// Takes ownership of a buffer the host allocated through the SDK's
@@ -219,5 +236,58 @@ pub fn record(metric_id: u32, value: u64) {
     // SAFETY: plain values.
     unsafe {
         proxy_record_metric(metric_id, value);
+    }
+}
+
+/// A value in Envoy's shared data (one store per VM id, shared by every
+/// worker's VM in the process).
+#[derive(Debug)]
+pub enum Shared {
+    /// The value and its compare-and-swap token.
+    Found(Vec<u8>, u32),
+    /// No value under the key yet.
+    Missing,
+    /// The host refused the call.
+    Failed,
+}
+
+/// Reads a shared-data value.
+pub fn shared_data(key: &str) -> Shared {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: as in `header`; the cas out-pointer is valid for writes.
+    unsafe {
+        let status = proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas);
+        let buffer = take_host_buffer(data, size);
+        match status {
+            STATUS_OK => Shared::Found(buffer, cas),
+            STATUS_NOT_FOUND => Shared::Missing,
+            _ => Shared::Failed,
+        }
+    }
+}
+
+/// What a shared-data write led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// Stored.
+    Ok,
+    /// Another VM wrote the key since `cas` was read: read again.
+    Conflict,
+    /// The host refused the call.
+    Failed,
+}
+
+/// Writes a shared-data value if the key still holds `cas` (0: whatever it
+/// holds).
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Written {
+    // SAFETY: pointers and lengths describe live slices.
+    let status =
+        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
+    match status {
+        STATUS_OK => Written::Ok,
+        STATUS_CAS_MISMATCH => Written::Conflict,
+        _ => Written::Failed,
     }
 }

@@ -12,10 +12,12 @@
 //! - `vm`: per-VM state (root configurations, requests in flight);
 //! - `root`: receiving and validating a configuration;
 //! - `request`: the request path;
+//! - `guard`: a route entry's guard, its evidence in shared data;
 //! - `metrics`: metric definitions and batched counters;
 //! - `host`: the hostcalls, none of which can panic.
 
 mod abi;
+mod guard;
 mod host;
 mod metrics;
 mod request;

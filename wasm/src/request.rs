@@ -4,11 +4,14 @@
 //! answer is checked, and a request the filter cannot handle passes
 //! untouched (and therefore reaches stable).
 
-use canary_config::stats_names::Metric;
+use canary_config::guard::trip_message;
+use canary_config::stats_names::{is_failure, Metric};
 use canary_config::weight::BUCKETS;
 use canary_config::{choose, Version};
 
-use crate::host::{self, HeaderMap};
+use crate::guard::Recorded;
+use crate::host::{self, HeaderMap, LogLevel};
+use crate::root::ActiveConfig;
 use crate::vm::{self, Routed};
 
 /// Serialised property path of the response status (`response.code`).
@@ -39,31 +42,41 @@ pub fn on_request_headers(context: u32) {
     };
     let decision = choose(
         route,
-        |name| host::header_text(HeaderMap::RequestHeaders, name),
+        |name| host::header(HeaderMap::RequestHeaders, name),
         || fastrand::u16(..BUCKETS),
     );
-    if let Some((secret_header, _)) = route
-        .override_rule
-        .as_ref()
-        .and_then(|rule| rule.secret.as_ref())
-    {
-        // The secret never travels upstream.
+    if let Some(secret_header) = &route.secret_header {
+        // The secret never travels upstream, override on or off.
         host::remove_header(HeaderMap::RequestHeaders, secret_header);
+    }
+    let mut chosen = decision.version;
+    if chosen == Version::Canary {
+        if let Some(guard) = active.guard(index) {
+            // A tripped guard sends every choice (weighted, sticky,
+            // override) to stable.
+            let (tripped, learned) = guard.check();
+            if tripped {
+                chosen = Version::Stable;
+            }
+            if learned {
+                vm::with(|vm| {
+                    active
+                        .metrics
+                        .publish_guard(config, index, true, &mut vm.counters)
+                });
+            }
+        }
     }
     // A request for the default route's version needs no mark (Envoy has
     // already removed any client-sent routing header). If the host refuses
     // a mark, the request goes to stable: count it there.
-    let marked = !route.needs_mark(decision.version)
+    let marked = !route.needs_mark(chosen)
         || host::set_header(
             HeaderMap::RequestHeaders,
             &config.routing_header,
-            route.version_name(decision.version),
+            route.version_name(chosen),
         );
-    let version = if marked {
-        decision.version
-    } else {
-        Version::Stable
-    };
+    let version = if marked { chosen } else { Version::Stable };
     let routed = Routed {
         route: index,
         version,
@@ -118,15 +131,59 @@ pub fn on_log(context: u32) {
         _ => None,
     };
     let slot = |metric| active.metrics.slot(routed.route, routed.version, metric);
+    let failed = is_failure(status);
     vm::with(|vm| {
         if let Some(class) = Metric::for_status(status) {
             vm.counters.count(slot(class));
         }
-        if status == 0 || status >= 500 {
+        if failed {
             vm.counters.count(slot(Metric::Errors));
         }
         if let Some(micros) = latency_micros {
             vm.counters.record(slot(Metric::LatencyMicros), micros);
         }
     });
+    guard_outcome(&active, routed, failed);
+}
+
+/// Adds a request's outcome to its route entry's guard; on a trip, sets
+/// the gauges, counts it and logs the evidence (once per Envoy: only the
+/// worker whose outcome tripped it).
+fn guard_outcome(active: &ActiveConfig, routed: Routed, failed: bool) {
+    let Some(guard) = active.guard(routed.route) else {
+        return;
+    };
+    let Some(route) = active.config.routes.get(routed.route) else {
+        return;
+    };
+    let Some(rule) = route.guard.as_ref() else {
+        return;
+    };
+    let recorded = guard.record(rule, routed.version, failed);
+    if recorded == Recorded::Nothing {
+        return;
+    }
+    vm::with(|vm| {
+        active
+            .metrics
+            .publish_guard(&active.config, routed.route, true, &mut vm.counters);
+        if let Recorded::Tripped(_) = recorded {
+            let slot = active
+                .metrics
+                .slot(routed.route, Version::Canary, Metric::GuardTrips);
+            vm.counters.count(slot);
+        }
+    });
+    if let Recorded::Tripped(evidence) = recorded {
+        let canary = route.canary.as_deref().unwrap_or_default();
+        let line = trip_message(
+            &route.name,
+            &route.stable,
+            canary,
+            route.generation,
+            rule,
+            &evidence,
+        );
+        host::log(LogLevel::Warn, &format!("canary: {line}"));
+    }
 }

@@ -105,16 +105,53 @@ pub fn context_created(context: u32, parent: u32) {
     });
 }
 
-/// A context is gone: forget it.
+/// A context is gone: forget it. A root context's configuration gives up
+/// its gauges.
 pub fn context_deleted(context: u32) {
     with(|vm| {
         if vm.requests.remove(&context).is_none() {
             vm.roots.retain(|(id, _)| *id != context);
+            vm.retire_gauges();
         }
     });
 }
 
-/// Hands the counted increments to the host.
-pub fn flush_counters() {
-    with(|vm| vm.counters.flush());
+impl Vm {
+    /// Sets back to 0 the gauges no configuration in force claims.
+    pub fn retire_gauges(&mut self) {
+        let roots = &self.roots;
+        self.counters.retire(|slot| {
+            roots
+                .iter()
+                .filter_map(|(_, active)| active.as_ref())
+                .any(|active| active.gauges.contains(&slot))
+        });
+    }
+}
+
+/// The timer: hands the counted increments to the host, and learns of
+/// guard trips other workers made (so this VM's gauges and routing agree
+/// within one period even without canary-bound requests here).
+pub fn on_tick() {
+    let actives: Vec<Rc<ActiveConfig>> = with(|vm| {
+        vm.counters.flush();
+        vm.roots
+            .iter()
+            .filter_map(|(_, active)| active.clone())
+            .collect()
+    })
+    .unwrap_or_default();
+    for active in actives {
+        for (index, guard) in active.guards.iter().enumerate() {
+            if let Some(guard) = guard {
+                if let (true, true) = guard.check() {
+                    with(|vm| {
+                        active
+                            .metrics
+                            .publish_guard(&active.config, index, true, &mut vm.counters)
+                    });
+                }
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! patterns parsed, disabled rules dropped, defaults resolved. Built once per
 //! configuration by [`crate::validate::compile`]; never built per request.
 
+use crate::guard::GuardRule;
 use crate::host_match::{host_of, HostPattern};
 use crate::weight::Weight;
 
@@ -39,19 +40,28 @@ pub struct CompiledRoute {
     pub hosts: Vec<HostPattern>,
     /// Path prefix, if any.
     pub path_prefix: Option<String>,
-    /// Stable version name.
+    /// Stable version name (of the split in force: `splits.<name>` when
+    /// present, else the entry's own).
     pub stable: String,
     /// Canary version name, if a canary exists.
     pub canary: Option<String>,
     /// Canary weight.
     pub weight: Weight,
+    /// The split's generation (0 without a split in `splits`).
+    pub generation: u64,
     /// Version served by the proxy's default route; requests chosen for it
     /// are not marked.
     pub default_version: Option<String>,
     /// Override rule, only when present and enabled.
     pub override_rule: Option<CompiledOverride>,
+    /// The header carrying the override secret, whenever a secret is
+    /// configured (even with the override switched off): the filter
+    /// removes it from every request of this entry.
+    pub secret_header: Option<String>,
     /// Sticky key, when configured.
     pub sticky: Option<CompiledSticky>,
+    /// The guard, when configured and the entry has a canary.
+    pub guard: Option<GuardRule>,
 }
 
 impl CompiledRoute {

@@ -8,11 +8,14 @@
 //! unknown fields (naming the ones allowed), applies defaults, and collects
 //! all problems instead of stopping at the first.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::schema::{
-    default_override_header, default_routing_header, default_secret_header, default_true,
-    FilterConfig, OverrideRule, RouteEntry, RouteMatch, StickyKey,
+    default_baseline_error_percent, default_override_header, default_routing_header,
+    default_secret_header, default_true, FilterConfig, Guard, OverrideRule, RouteEntry, RouteMatch,
+    Split, StickyKey, MAX_GENERATION,
 };
 use crate::validate::ConfigError;
 use crate::weight::Weight;
@@ -24,6 +27,17 @@ pub fn from_value(value: &Value) -> Result<FilterConfig, Vec<ConfigError>> {
     let config = read_config(value, &mut errors);
     match config {
         Some(config) if errors.is_empty() => Ok(config),
+        _ => Err(errors),
+    }
+}
+
+/// Builds one [`Split`] (a value of `splits`) from a parsed JSON value, or
+/// lists every problem with its path.
+pub fn split_from_value(value: &Value) -> Result<Split, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let split = read_split(String::new(), value, &mut errors);
+    match split {
+        Some(split) if errors.is_empty() => Ok(split),
         _ => Err(errors),
     }
 }
@@ -118,23 +132,65 @@ impl<'a, 'e> Fields<'a, 'e> {
     }
 
     fn weight(&mut self, field: &str) -> Weight {
+        self.weight_or(field, Weight::ZERO)
+    }
+
+    fn weight_or(&mut self, field: &str, default: Weight) -> Weight {
         match self.get(field) {
-            None => Weight::ZERO,
+            None => default,
             Some(Value::Number(n)) => match n.as_f64().map(Weight::from_percent) {
                 Some(Ok(weight)) => weight,
                 Some(Err(err)) => {
                     self.fail(field, format!("{err}, got {n}"));
-                    Weight::ZERO
+                    default
                 }
                 None => {
                     self.fail(field, "expected a number from 0 to 100".into());
-                    Weight::ZERO
+                    default
                 }
             },
             Some(other) => {
                 let reason = format!("expected a number from 0 to 100, found {}", kind(other));
                 self.fail(field, reason);
-                Weight::ZERO
+                default
+            }
+        }
+    }
+
+    /// A whole number from 0 to [`MAX_GENERATION`]; 0 when absent. A
+    /// number written as a double (`1.7e12`, as a protobuf `Struct` may
+    /// carry it) counts when it is whole.
+    fn generation(&mut self, field: &str) -> u64 {
+        let reason = match self.get(field) {
+            None => return 0,
+            Some(Value::Number(n)) => {
+                let whole = n.as_u64().or_else(|| {
+                    n.as_f64()
+                        .filter(|f| f.fract() == 0.0 && (0.0..=MAX_GENERATION as f64).contains(f))
+                        .map(|f| f as u64)
+                });
+                match whole {
+                    Some(g) if g <= MAX_GENERATION => return g,
+                    _ => format!("expected a whole number from 0 to {MAX_GENERATION}, got {n}"),
+                }
+            }
+            Some(other) => format!(
+                "expected a whole number from 0 to {MAX_GENERATION}, found {}",
+                kind(other)
+            ),
+        };
+        self.fail(field, reason);
+        0
+    }
+
+    /// An object field as its entries, for maps keyed by name.
+    fn map(&mut self, field: &str) -> Option<&'a Map<String, Value>> {
+        match self.get(field)? {
+            Value::Object(map) => Some(map),
+            other => {
+                let reason = format!("expected an object, found {}", kind(other));
+                self.fail(field, reason);
+                None
             }
         }
     }
@@ -177,7 +233,7 @@ fn read_config(value: &Value, errors: &mut Vec<ConfigError>) -> Option<FilterCon
     let mut f = Fields::open(
         String::new(),
         value,
-        &["routing_header", "response_header", "routes"],
+        &["routing_header", "response_header", "routes", "splits"],
         errors,
     )?;
     let routing_header = f
@@ -185,6 +241,7 @@ fn read_config(value: &Value, errors: &mut Vec<ConfigError>) -> Option<FilterCon
         .unwrap_or_else(default_routing_header);
     let response_header = f.string("response_header");
     let items = f.array("routes");
+    let split_items = f.map("splits");
     let mut routes = Vec::new();
     let mut ok = items.is_some();
     for (i, item) in items.into_iter().flatten().enumerate() {
@@ -193,11 +250,60 @@ fn read_config(value: &Value, errors: &mut Vec<ConfigError>) -> Option<FilterCon
             None => ok = false,
         }
     }
+    let mut splits = BTreeMap::new();
+    for (name, item) in split_items.into_iter().flatten() {
+        match read_split(split_path(name), item, errors) {
+            Some(split) => {
+                splits.insert(name.clone(), split);
+            }
+            None => ok = false,
+        }
+    }
     ok.then_some(FilterConfig {
         routing_header,
         response_header,
         routes,
+        splits,
     })
+}
+
+/// The path of `splits.<name>`; a name that is not a plain stats name is
+/// quoted so the path stays one readable token.
+pub(crate) fn split_path(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain {
+        format!("splits.{name}")
+    } else {
+        format!("splits[{}]", crate::quote::quoted(name))
+    }
+}
+
+fn read_split(path: String, value: &Value, errors: &mut Vec<ConfigError>) -> Option<Split> {
+    let before = errors.len();
+    let mut f = Fields::open(
+        path,
+        value,
+        &[
+            "stable",
+            "canary",
+            "canary_weight",
+            "override_enabled",
+            "generation",
+        ],
+        errors,
+    )?;
+    let stable = f.required_string("stable");
+    let split = Split {
+        stable: stable.unwrap_or_default(),
+        canary: f.string("canary"),
+        canary_weight: f.weight("canary_weight"),
+        override_enabled: f.bool_or("override_enabled", false),
+        generation: f.generation("generation"),
+    };
+    (errors.len() == before).then_some(split)
 }
 
 fn read_route(path: String, value: &Value, errors: &mut Vec<ConfigError>) -> Option<RouteEntry> {
@@ -214,6 +320,7 @@ fn read_route(path: String, value: &Value, errors: &mut Vec<ConfigError>) -> Opt
             "default_version",
             "override",
             "sticky",
+            "guard",
         ],
         errors,
     )?;
@@ -222,11 +329,16 @@ fn read_route(path: String, value: &Value, errors: &mut Vec<ConfigError>) -> Opt
     let canary = f.string("canary");
     let canary_weight = f.weight("canary_weight");
     let default_version = f.string("default_version");
-    let (match_path, override_path, sticky_path) =
-        (f.at("match"), f.at("override"), f.at("sticky"));
+    let (match_path, override_path, sticky_path, guard_path) = (
+        f.at("match"),
+        f.at("override"),
+        f.at("sticky"),
+        f.at("guard"),
+    );
     let match_value = f.get("match");
     let override_value = f.get("override");
     let sticky_value = f.get("sticky");
+    let guard_value = f.get("guard");
     if match_value.is_none() {
         f.fail(
             "match",
@@ -236,6 +348,7 @@ fn read_route(path: String, value: &Value, errors: &mut Vec<ConfigError>) -> Opt
     let matcher = match_value.and_then(|v| read_match(match_path, v, errors));
     let r#override = override_value.and_then(|v| read_override(override_path, v, errors));
     let sticky = sticky_value.and_then(|v| read_sticky(sticky_path, v, errors));
+    let guard = guard_value.and_then(|v| read_guard(guard_path, v, errors));
     if errors.len() > before {
         return None;
     }
@@ -248,6 +361,15 @@ fn read_route(path: String, value: &Value, errors: &mut Vec<ConfigError>) -> Opt
         default_version,
         r#override,
         sticky,
+        guard,
+    })
+}
+
+fn read_guard(path: String, value: &Value, errors: &mut Vec<ConfigError>) -> Option<Guard> {
+    let mut f = Fields::open(path, value, &["baseline_error_percent"], errors)?;
+    Some(Guard {
+        baseline_error_percent: f
+            .weight_or("baseline_error_percent", default_baseline_error_percent()),
     })
 }
 

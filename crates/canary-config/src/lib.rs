@@ -6,7 +6,9 @@
 //! - [`document`]: reading the JSON with field paths.
 //! - [`validate`]: complete validation with field paths, and compilation.
 //! - [`compiled`]: the validated form the request path reads.
+//! - [`split`]: a route entry's traffic split (`splits`), read and written.
 //! - [`select`]: choosing a version for a request.
+//! - [`guard`]: the in-proxy guard's sequential test.
 //! - [`sticky`]: the sticky-key hash and cookie lookup.
 //! - [`host_match`]: `:authority` matching.
 //! - [`weight`]: weights in basis points.
@@ -18,18 +20,21 @@
 pub mod compiled;
 pub mod document;
 pub mod ecds;
+pub mod guard;
 pub mod host_match;
 pub mod quote;
 pub mod schema;
 pub mod select;
+pub mod split;
 pub mod stats_names;
 pub mod sticky;
 pub mod validate;
 pub mod weight;
 
 pub use compiled::{CompiledConfig, CompiledRoute};
-pub use schema::{FilterConfig, OverrideRule, RouteEntry, RouteMatch, StickyKey};
+pub use schema::{FilterConfig, Guard, OverrideRule, RouteEntry, RouteMatch, Split, StickyKey};
 pub use select::{choose, Decision, Reason, Version};
+pub use split::SplitError;
 pub use validate::{compile, parse, parse_document, ConfigError, ConfigErrors};
 pub use weight::Weight;
 

@@ -6,6 +6,8 @@
 //! rule the shape cannot express, and [`crate::compiled`] turns a valid
 //! document into the form the request path reads.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::weight::Weight;
@@ -39,6 +41,17 @@ pub struct FilterConfig {
     /// request decides. A request no entry matches passes untouched (and
     /// therefore reaches stable).
     pub routes: Vec<RouteEntry>,
+
+    /// The traffic split of route entries, keyed by entry name, written by
+    /// the controller only. An entry named here takes its versions, weight
+    /// and override switch from its split instead of its own fields.
+    ///
+    /// Kept apart from `routes` so that Git and the controller never write
+    /// the same field: `pluginConfig` is schemaless in Istio, so a
+    /// server-side apply replaces a list (`routes`) whole but merges a map
+    /// key by key. Git owns `routes`; the controller owns `splits.<name>`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub splits: BTreeMap<String, Split>,
 }
 
 pub(crate) fn default_routing_header() -> String {
@@ -90,6 +103,76 @@ pub struct RouteEntry {
     /// and on the canary once it got there while the weight rises.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sticky: Option<StickyKey>,
+
+    /// Watches the canary's outcomes against stable's in the proxy and,
+    /// when the canary fails far more often, sends all of this entry's
+    /// traffic to stable at once (the filter's documentation, "The
+    /// guard", gives the rule). Absent means no guard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<Guard>,
+}
+
+/// The split of one route entry's traffic: what the controller changes
+/// during a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Split {
+    /// The stable version's name.
+    pub stable: String,
+
+    /// The canary version's name; absent means no canary (weight 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<String>,
+
+    /// Share of requests sent to the canary, in percent (0 to 100, 0.01
+    /// resolution).
+    #[serde(default)]
+    pub canary_weight: Weight,
+
+    /// Whether the entry's `override` rule is switched on (the rule itself,
+    /// header and secret, stays in the entry).
+    #[serde(default)]
+    pub override_enabled: bool,
+
+    /// Which attempt of a rollout this split belongs to. It changes when a
+    /// new rollout or a retry starts, not on every weight step; a guard
+    /// trip lasts until it (or the canary version) changes. At most
+    /// 2^53 - 1, so that it survives the doubles of a protobuf `Struct`.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(range(max = 9_007_199_254_740_991u64))
+    )]
+    pub generation: u64,
+}
+
+/// The largest `generation` (2^53 - 1): every whole number up to it is
+/// exact as a double, which is how Istio carries `pluginConfig` numbers.
+pub const MAX_GENERATION: u64 = (1 << 53) - 1;
+
+/// The in-proxy guard of one route entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Guard {
+    /// The highest share of requests (percent) either version fails when
+    /// healthy. The guard never treats a canary failure rate up to this as
+    /// evidence, so its false-trip bound holds for versions that fail at
+    /// most this often; raising it makes the guard slower to trip. Default
+    /// 5, from 0.1 to 50.
+    #[serde(default = "default_baseline_error_percent")]
+    pub baseline_error_percent: Weight,
+}
+
+/// The default [`Guard::baseline_error_percent`]: 5%.
+pub const DEFAULT_BASELINE_ERROR: Weight = match Weight::from_basis_points(500) {
+    Some(weight) => weight,
+    None => Weight::ZERO,
+};
+
+pub(crate) fn default_baseline_error_percent() -> Weight {
+    DEFAULT_BASELINE_ERROR
 }
 
 /// Which requests a route entry covers.
@@ -172,11 +255,20 @@ pub struct StickyKey {
 }
 
 /// Reading goes through [`crate::document::from_value`], which names the
-/// path of every problem; the first problem becomes the serde error.
+/// path of every problem; the problems become the serde error.
 impl<'de> Deserialize<'de> for FilterConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(deserializer)?;
         crate::document::from_value(&value)
+            .map_err(|errors| serde::de::Error::custom(crate::validate::ConfigErrors(errors)))
+    }
+}
+
+/// As for [`FilterConfig`]: one reader, [`crate::document::split_from_value`].
+impl<'de> Deserialize<'de> for Split {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        crate::document::split_from_value(&value)
             .map_err(|errors| serde::de::Error::custom(crate::validate::ConfigErrors(errors)))
     }
 }

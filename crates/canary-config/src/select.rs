@@ -48,8 +48,9 @@ pub struct Decision {
 
 /// Chooses a version for a request on `route`.
 ///
-/// `header(name)` returns a request header's value; it is called only for
-/// the headers the route's rules need. `random_bucket()` returns a uniform
+/// `header(name)` returns a request header's value as bytes (header values
+/// need not be UTF-8: a sticky key is hashed as the bytes it is); it is
+/// called only for the headers the route's rules need. `random_bucket()` returns a uniform
 /// number in `0..10_000`; it is called only when the weight is strictly
 /// between 0% and 100% and neither override nor sticky key decided.
 pub fn choose<H, S>(
@@ -59,7 +60,7 @@ pub fn choose<H, S>(
 ) -> Decision
 where
     H: FnMut(&str) -> Option<S>,
-    S: AsRef<str>,
+    S: AsRef<[u8]>,
 {
     let Some(canary) = route.canary.as_deref() else {
         return Decision {
@@ -87,7 +88,7 @@ where
                 StickySource::Cookie(name) => cookie_value(value, name),
             };
             if let Some(key) = key {
-                let bucket = bucket_of(sticky.salt.as_bytes(), key.as_bytes());
+                let bucket = bucket_of(sticky.salt.as_bytes(), key);
                 return Decision {
                     version: version_for(route.weight.admits(bucket)),
                     reason: Reason::Sticky,
@@ -124,20 +125,20 @@ fn override_choice<H, S>(
 ) -> Option<Version>
 where
     H: FnMut(&str) -> Option<S>,
-    S: AsRef<str>,
+    S: AsRef<[u8]>,
 {
     let value = header(&rule.header)?;
-    let value = value.as_ref().trim();
-    let wanted = if value.eq_ignore_ascii_case("always") || value == canary {
+    let value = value.as_ref().trim_ascii();
+    let wanted = if value.eq_ignore_ascii_case(b"always") || value == canary.as_bytes() {
         Version::Canary
-    } else if value.eq_ignore_ascii_case("never") || value == stable {
+    } else if value.eq_ignore_ascii_case(b"never") || value == stable.as_bytes() {
         Version::Stable
     } else {
         return None;
     };
     if let Some((secret_header, secret)) = &rule.secret {
         let given = header(secret_header)?;
-        if !constant_time_eq(given.as_ref().as_bytes(), secret.as_bytes()) {
+        if !constant_time_eq(given.as_ref(), secret.as_bytes()) {
             return None;
         }
     }
@@ -168,14 +169,22 @@ mod tests {
             stable: "v1".into(),
             canary: Some("v2".into()),
             weight: Weight::from_percent(weight).unwrap(),
+            generation: 0,
             default_version: None,
             override_rule: None,
+            secret_header: None,
             sticky: None,
+            guard: None,
         }
     }
 
     fn decide(route: &CompiledRoute, headers: &[(&str, &str)], bucket: u16) -> Decision {
         let map: HashMap<&str, &str> = headers.iter().copied().collect();
+        choose(route, |name| map.get(name).copied(), || bucket)
+    }
+
+    fn decide_bytes(route: &CompiledRoute, headers: &[(&str, &[u8])], bucket: u16) -> Decision {
+        let map: HashMap<&str, &[u8]> = headers.iter().copied().collect();
         choose(route, |name| map.get(name).copied(), || bucket)
     }
 
@@ -299,6 +308,16 @@ mod tests {
         let d = decide(&r, &[("x-user", "alice")], 0);
         assert_eq!(d.reason, Reason::Sticky);
         let expected = r.weight.admits(bucket_of(b"r", b"alice"));
+        // A key that is not UTF-8 is hashed as its bytes, whatever the
+        // random bucket says.
+        let odd: &[u8] = b"\xff\xfe-key";
+        let first = decide_bytes(&r, &[("x-user", odd)], 0);
+        assert_eq!(first.reason, Reason::Sticky);
+        assert_eq!(decide_bytes(&r, &[("x-user", odd)], 9_999), first);
+        assert_eq!(
+            first.version == Version::Canary,
+            r.weight.admits(bucket_of(b"r", odd))
+        );
         assert_eq!(d.version == Version::Canary, expected);
         // Empty key: falls back to random.
         assert_eq!(decide(&r, &[("x-user", "")], 0).reason, Reason::Random);
@@ -310,6 +329,16 @@ mod tests {
         let d = decide(&r, &[("cookie", "a=b; session=alice")], 0);
         assert_eq!(d.reason, Reason::Sticky);
         assert_eq!(d.version == Version::Canary, expected);
+        let d = decide_bytes(&r, &[("cookie", b"a=b; session=\xff\xfe-key")], 9_999);
+        assert_eq!(d.reason, Reason::Sticky);
+        assert_eq!(
+            d,
+            decide_bytes(
+                &r,
+                &[("x-user", b"ignored"), ("cookie", b"session=\xff\xfe-key")],
+                0
+            )
+        );
         assert_eq!(decide(&r, &[("cookie", "a=b")], 0).reason, Reason::Random);
     }
 

@@ -52,9 +52,23 @@ pub enum Metric {
     /// 10 000). Set when a configuration is applied, never per request, so
     /// the controller can see that a push took effect in the proxy.
     Weight,
+    /// Gauge: the share the filter really sends to this version, after the
+    /// guard: equal to [`Metric::Weight`] until the guard trips, then
+    /// everything to stable.
+    EffectiveWeight,
+    /// Gauge: the generation of the split in force (the same value under
+    /// each version of the entry), so the controller can tell which
+    /// attempt of a rollout each proxy applies.
+    Generation,
+    /// Gauge, entries with a guard only: 1 while the guard has sent this
+    /// version's traffic to stable, else 0 (stable's is always 0).
+    GuardTripped,
+    /// Counter, entries with a guard only: how many times the guard tripped
+    /// for this version (once per generation and canary version at most).
+    GuardTrips,
 }
 
-/// Whether a metric is a counter or a histogram.
+/// Whether a metric is a counter, a gauge or a histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricKind {
     /// Monotonic counter.
@@ -67,7 +81,7 @@ pub enum MetricKind {
 
 impl Metric {
     /// All metrics, in a fixed order (the filter's table layout).
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 12] = [
         Metric::Requests,
         Metric::Responses2xx,
         Metric::Responses3xx,
@@ -76,6 +90,10 @@ impl Metric {
         Metric::Errors,
         Metric::LatencyMicros,
         Metric::Weight,
+        Metric::EffectiveWeight,
+        Metric::Generation,
+        Metric::GuardTripped,
+        Metric::GuardTrips,
     ];
 
     /// The last segment of the metric's name.
@@ -89,16 +107,29 @@ impl Metric {
             Metric::Errors => "rq_error",
             Metric::LatencyMicros => "rq_latency_us",
             Metric::Weight => "weight_bp",
+            Metric::EffectiveWeight => "effective_weight_bp",
+            Metric::Generation => "generation",
+            Metric::GuardTripped => "guard_tripped",
+            Metric::GuardTrips => "guard_tripped_total",
         }
     }
 
-    /// Counter or histogram.
+    /// Counter, gauge or histogram.
     pub const fn kind(self) -> MetricKind {
         match self {
             Metric::LatencyMicros => MetricKind::Histogram,
-            Metric::Weight => MetricKind::Gauge,
+            Metric::Weight
+            | Metric::EffectiveWeight
+            | Metric::Generation
+            | Metric::GuardTripped => MetricKind::Gauge,
             _ => MetricKind::Counter,
         }
+    }
+
+    /// Whether the filter defines this metric only for entries with a
+    /// guard.
+    pub const fn guard_only(self) -> bool {
+        matches!(self, Metric::GuardTripped | Metric::GuardTrips)
     }
 
     /// Position in [`Metric::ALL`].
@@ -112,6 +143,10 @@ impl Metric {
             Metric::Errors => 5,
             Metric::LatencyMicros => 6,
             Metric::Weight => 7,
+            Metric::EffectiveWeight => 8,
+            Metric::Generation => 9,
+            Metric::GuardTripped => 10,
+            Metric::GuardTrips => 11,
         }
     }
 
@@ -136,6 +171,13 @@ impl Metric {
     pub fn envoy_name(self, route: &str, version: &str) -> String {
         format!("{ENVOY_NAMESPACE}.{}", self.filter_name(route, version))
     }
+}
+
+/// Whether a request with this final status failed: a 5xx (Envoy's own
+/// local replies included) or no response at all (status 0). What
+/// [`Metric::Errors`] counts, and what the guard treats as a failure.
+pub const fn is_failure(status: u32) -> bool {
+    status == 0 || status >= 500
 }
 
 /// A metric name from Envoy's admin endpoint, taken apart.
@@ -170,6 +212,8 @@ pub fn parse_envoy_name(name: &str) -> Option<ParsedName<'_>> {
 /// The [`Metric::Weight`] values a route entry's split sets, by version:
 /// the canary's weight, and the rest for stable (all of it when the entry
 /// has no canary). The filter publishes them; the controller expects them.
+/// The same rule gives [`Metric::EffectiveWeight`], with the canary's
+/// weight at 0 once the guard has tripped.
 pub fn weight_gauges(
     weight: crate::weight::Weight,
     has_canary: bool,
@@ -218,6 +262,23 @@ mod tests {
             Metric::Requests.envoy_name("a", "b"),
             "wasmcustom.canary.route.a.version.b.rq_total"
         );
+    }
+
+    #[test]
+    fn every_name_carries_route_and_version_for_the_tag_regexes() {
+        // The shipped `stats_tags` extract labels from names of this shape
+        // only; every metric, guard ones included, must have it.
+        for metric in Metric::ALL {
+            let name = metric.envoy_name("web-1", "v_2");
+            let rest = name
+                .strip_prefix("wasmcustom.canary.route.web-1.version.v_2.")
+                .unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(rest, metric.suffix());
+            assert!(!rest.contains('.'), "{name}");
+        }
+        let suffixes: std::collections::BTreeSet<_> =
+            Metric::ALL.iter().map(|m| m.suffix()).collect();
+        assert_eq!(suffixes.len(), Metric::ALL.len(), "suffixes are unique");
     }
 
     #[test]

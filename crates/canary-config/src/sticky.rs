@@ -32,20 +32,21 @@ const fn mix(mut z: u64) -> u64 {
 }
 
 /// Finds the value of cookie `name` in a `cookie` request header, without
-/// allocating. Pairs are separated by `;`, whitespace around them is
-/// ignored, the first pair with that exact name wins, and surrounding
-/// double quotes are removed from the value. An empty value counts as no
-/// cookie.
-pub fn cookie_value<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
-    cookie_header.split(';').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        if key.trim() != name {
+/// allocating. Works on bytes: a value need not be UTF-8. Pairs are
+/// separated by `;`, whitespace around them is ignored, the first pair with
+/// that exact name wins, and surrounding double quotes are removed from the
+/// value. An empty value counts as no cookie.
+pub fn cookie_value<'a>(cookie_header: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    cookie_header.split(|&b| b == b';').find_map(|pair| {
+        let equals = pair.iter().position(|&b| b == b'=')?;
+        let (key, value) = (pair.get(..equals)?, pair.get(equals + 1..)?);
+        if key.trim_ascii() != name.as_bytes() {
             return None;
         }
-        let value = value.trim();
+        let value = value.trim_ascii();
         let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
             .unwrap_or(value);
         (!value.is_empty()).then_some(value)
     })
@@ -90,15 +91,19 @@ mod tests {
 
     #[test]
     fn finds_cookies() {
-        let header = "a=1; session=abc ; theme=\"dark\"; empty=";
-        assert_eq!(cookie_value(header, "session"), Some("abc"));
-        assert_eq!(cookie_value(header, "a"), Some("1"));
-        assert_eq!(cookie_value(header, "theme"), Some("dark"));
+        let header: &[u8] = b"a=1; session=abc ; theme=\"dark\"; empty=";
+        assert_eq!(cookie_value(header, "session"), Some(&b"abc"[..]));
+        assert_eq!(cookie_value(header, "a"), Some(&b"1"[..]));
+        assert_eq!(cookie_value(header, "theme"), Some(&b"dark"[..]));
         assert_eq!(cookie_value(header, "empty"), None);
         assert_eq!(cookie_value(header, "missing"), None);
         assert_eq!(cookie_value(header, "sess"), None);
-        assert_eq!(cookie_value("", "a"), None);
-        assert_eq!(cookie_value("novalue; a=2", "a"), Some("2"));
+        assert_eq!(cookie_value(b"", "a"), None);
+        assert_eq!(cookie_value(b"novalue; a=2", "a"), Some(&b"2"[..]));
+        assert_eq!(
+            cookie_value(b"session=\xff\xfe; a=1", "session"),
+            Some(&b"\xff\xfe"[..])
+        );
     }
 
     proptest! {
@@ -132,7 +137,7 @@ mod tests {
         }
 
         #[test]
-        fn cookie_parsing_never_panics(header in ".*", name in "[a-z]{1,8}") {
+        fn cookie_parsing_never_panics(header in proptest::collection::vec(any::<u8>(), 0..64), name in "[a-z]{1,8}") {
             let _ = cookie_value(&header, &name);
         }
     }

@@ -7,10 +7,15 @@ use std::fmt;
 use crate::compiled::{
     CompiledConfig, CompiledOverride, CompiledRoute, CompiledSticky, StickySource,
 };
+use crate::document::split_path;
+use crate::guard::GuardRule;
 use crate::host_match::HostPattern;
 use crate::quote::quoted;
-use crate::schema::{FilterConfig, OverrideRule, RouteEntry, StickyKey};
+use crate::schema::{FilterConfig, Guard, OverrideRule, RouteEntry, Split, StickyKey};
 use crate::weight::Weight;
+
+/// Lowest and highest [`Guard::baseline_error_percent`], in basis points.
+const BASELINE_ERROR_RANGE: (u16, u16) = (10, 5_000);
 
 /// Longest route or version name (stats names and label values).
 pub const MAX_NAME_LEN: usize = 64;
@@ -86,6 +91,18 @@ pub fn compile(config: &FilterConfig) -> Result<CompiledConfig, ConfigErrors> {
         check_header_name("response_header", name, &mut report);
     }
 
+    for name in config.splits.keys() {
+        if !config.routes.iter().any(|entry| entry.name == *name) {
+            report(
+                split_path(name),
+                format!(
+                    "no route entry is named {}; the keys of `splits` are names from `routes[].name`",
+                    quoted(name)
+                ),
+            );
+        }
+    }
+
     let mut seen_names: Vec<&str> = Vec::with_capacity(config.routes.len());
     let mut routes = Vec::with_capacity(config.routes.len());
     for (i, entry) in config.routes.iter().enumerate() {
@@ -100,7 +117,8 @@ pub fn compile(config: &FilterConfig) -> Result<CompiledConfig, ConfigErrors> {
             );
         }
         seen_names.push(&entry.name);
-        if let Some(route) = compile_route(&at, entry, &config.routing_header, &mut report) {
+        let split = config.splits.get(&entry.name);
+        if let Some(route) = compile_route(&at, entry, split, &config.routing_header, &mut report) {
             check_reachable(&at, &route, &routes, &mut report);
             routes.push(route);
         }
@@ -121,6 +139,7 @@ pub fn compile(config: &FilterConfig) -> Result<CompiledConfig, ConfigErrors> {
 fn compile_route(
     at: &str,
     entry: &RouteEntry,
+    split: Option<&Split>,
     routing_header: &str,
     report: &mut impl FnMut(String, String),
 ) -> Option<CompiledRoute> {
@@ -131,30 +150,56 @@ fn compile_route(
     };
 
     check_stats_name(&format!("{at}.name"), &entry.name, &mut fail);
-    check_stats_name(&format!("{at}.stable"), &entry.stable, &mut fail);
-    if let Some(canary) = &entry.canary {
-        check_stats_name(&format!("{at}.canary"), canary, &mut fail);
-        if *canary == entry.stable {
+    check_versions(
+        at,
+        &entry.stable,
+        entry.canary.as_deref(),
+        entry.canary_weight,
+        &mut fail,
+    );
+    if let Some(split) = split {
+        let split_at = split_path(&entry.name);
+        check_versions(
+            &split_at,
+            &split.stable,
+            split.canary.as_deref(),
+            split.canary_weight,
+            &mut fail,
+        );
+        if split.override_enabled && entry.r#override.is_none() {
             fail(
-                format!("{at}.canary"),
+                format!("{split_at}.override_enabled"),
                 format!(
-                    "canary version {q_canary} is the same as the stable version",
-                    q_canary = quoted(canary)
+                    "is true but route entry {} has no `override` rule to switch on; add one to the entry",
+                    quoted(&entry.name)
                 ),
             );
         }
-    } else if entry.canary_weight != Weight::ZERO {
-        fail(
-            format!("{at}.canary_weight"),
-            format!(
-                "is {} but the entry has no `canary` version; set `canary` or use 0",
-                entry.canary_weight
-            ),
-        );
     }
+    let in_force = Split::in_force(entry, split);
 
     if let Some(default) = &entry.default_version {
         check_stats_name(&format!("{at}.default_version"), default, &mut fail);
+        if in_force.canary.as_deref() == Some(default.as_str()) {
+            let (path, named) = match split {
+                Some(_) => (
+                    format!("{}.canary", split_path(&entry.name)),
+                    format!("is the entry's `default_version` ({at}.default_version)"),
+                ),
+                None => (
+                    format!("{at}.default_version"),
+                    "is the canary version".to_owned(),
+                ),
+            };
+            fail(
+                path,
+                format!(
+                    "{} {named}: requests chosen for the canary would go unmarked to Envoy's default route \
+                     while being counted as canary; `default_version` names the version that route serves (usually stable)",
+                    quoted(default)
+                ),
+            );
+        }
     }
 
     let mut hosts = Vec::with_capacity(entry.matcher.hosts.len());
@@ -188,6 +233,10 @@ fn compile_route(
     let override_rule = entry.r#override.as_ref().and_then(|rule| {
         compile_override(&format!("{at}.override"), rule, routing_header, &mut fail)
     });
+    let guard = entry
+        .guard
+        .as_ref()
+        .and_then(|guard| compile_guard(&format!("{at}.guard"), guard, &mut fail));
     let sticky = entry.sticky.as_ref().and_then(|sticky| {
         compile_sticky(
             &format!("{at}.sticky"),
@@ -203,8 +252,10 @@ fn compile_route(
             source: StickySource::Header(name),
             ..
         }),
-    ) = (&override_rule, &sticky)
-    {
+    ) = (
+        override_rule.as_ref().filter(|_| in_force.override_enabled),
+        &sticky,
+    ) {
         if *name == rule.header {
             fail(
                 format!("{at}.sticky.header"),
@@ -219,17 +270,70 @@ fn compile_route(
     if failed > 0 {
         return None;
     }
+    let secret_header = override_rule
+        .as_ref()
+        .and_then(|rule| rule.secret.as_ref())
+        .map(|(header, _)| header.clone());
     Some(CompiledRoute {
         name: entry.name.clone(),
         hosts,
         path_prefix: entry.matcher.path_prefix.clone(),
-        stable: entry.stable.clone(),
-        canary: entry.canary.clone(),
-        weight: entry.canary_weight,
+        guard: guard.filter(|_| in_force.canary.is_some()),
+        stable: in_force.stable,
+        canary: in_force.canary,
+        weight: in_force.canary_weight,
+        generation: in_force.generation,
         default_version: entry.default_version.clone(),
-        override_rule,
+        override_rule: override_rule.filter(|_| in_force.override_enabled),
+        secret_header,
         sticky,
     })
+}
+
+/// The version rules shared by a route entry and its split: names safe for
+/// stats, a canary different from stable, and no weight without a canary.
+fn check_versions(
+    at: &str,
+    stable: &str,
+    canary: Option<&str>,
+    weight: Weight,
+    fail: &mut impl FnMut(String, String),
+) {
+    check_stats_name(&format!("{at}.stable"), stable, fail);
+    if let Some(canary) = canary {
+        check_stats_name(&format!("{at}.canary"), canary, fail);
+        if canary == stable {
+            fail(
+                format!("{at}.canary"),
+                format!(
+                    "canary version {q_canary} is the same as the stable version",
+                    q_canary = quoted(canary)
+                ),
+            );
+        }
+    } else if weight != Weight::ZERO {
+        fail(
+            format!("{at}.canary_weight"),
+            format!("is {weight} but there is no `canary` version; set `canary` or use 0"),
+        );
+    }
+}
+
+fn compile_guard(
+    at: &str,
+    guard: &Guard,
+    fail: &mut impl FnMut(String, String),
+) -> Option<GuardRule> {
+    let (low, high) = BASELINE_ERROR_RANGE;
+    let baseline = guard.baseline_error_percent;
+    if !(low..=high).contains(&baseline.basis_points()) {
+        fail(
+            format!("{at}.baseline_error_percent"),
+            format!("is {baseline}; it must be from 0.1 to 50 (percent)"),
+        );
+        return None;
+    }
+    Some(GuardRule::new(baseline))
 }
 
 fn compile_override(
@@ -272,7 +376,7 @@ fn compile_override(
             ok = false;
         }
     }
-    if !ok || !rule.enabled {
+    if !ok {
         return None;
     }
     Some(CompiledOverride {

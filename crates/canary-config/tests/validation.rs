@@ -463,3 +463,163 @@ fn serde_round_trip_through_filter_config() {
     .to_string();
     assert!(err.contains("routes[0].canary_weight"), "{err}");
 }
+
+fn with_split(split: Value) -> Value {
+    let mut config = base();
+    config["splits"] = json!({ "checkout": split });
+    config
+}
+
+#[test]
+fn a_split_in_splits_is_the_split_in_force() {
+    let config = with_split(json!({
+        "stable": "v1", "canary": "v3", "canary_weight": 0.5, "generation": 1733100000000u64
+    }));
+    let route = &parse(config.to_string().as_bytes()).unwrap().routes[0];
+    assert_eq!(route.canary.as_deref(), Some("v3"));
+    assert_eq!(route.weight, Weight::from_percent(0.5).unwrap());
+    assert_eq!(route.generation, 1_733_100_000_000);
+    // Without `splits`, the entry is its own split, generation 0.
+    let route = &parse(base().to_string().as_bytes()).unwrap().routes[0];
+    assert_eq!(route.canary.as_deref(), Some("v2"));
+    assert_eq!(route.generation, 0);
+}
+
+#[test]
+fn splits_follow_the_entry_rules() {
+    assert_refused(
+        &json!({"routes": base()["routes"], "splits": {"web": {"stable": "v1"}}}),
+        "splits.web",
+        "no route entry is named \"web\"",
+    );
+    assert_refused(
+        &json!({"routes": base()["routes"], "splits": {"a b": {"stable": "v1"}}}),
+        "splits[\"a b\"]",
+        "no route entry",
+    );
+    assert_refused(
+        &with_split(json!({"stable": "v1", "canary": "v1"})),
+        "splits.checkout.canary",
+        "same as the stable version",
+    );
+    assert_refused(
+        &with_split(json!({"stable": "v.1"})),
+        "splits.checkout.stable",
+        "not safe in stats names",
+    );
+    assert_refused(
+        &with_split(json!({"stable": "v1", "canary_weight": 10})),
+        "splits.checkout.canary_weight",
+        "no `canary` version",
+    );
+    assert_refused(
+        &with_split(json!({"stable": "v1", "canary": "v2", "override_enabled": true})),
+        "splits.checkout.override_enabled",
+        "no `override` rule",
+    );
+    assert_refused(
+        &with_split(json!({"canary": "v2"})),
+        "splits.checkout.stable",
+        "required",
+    );
+    assert_refused(
+        &with_split(json!({"stable": "v1", "weight": 3})),
+        "splits.checkout.weight",
+        "unknown field",
+    );
+    assert_refused(
+        &with_split(json!({"stable": "v1", "generation": -1})),
+        "splits.checkout.generation",
+        "whole number",
+    );
+    assert_refused(
+        &with_split(json!({"stable": "v1", "generation": 9007199254740992u64})),
+        "splits.checkout.generation",
+        "whole number",
+    );
+    assert_refused(
+        &with_split(json!({"stable": "v1", "generation": 1.5})),
+        "splits.checkout.generation",
+        "whole number",
+    );
+    assert_refused(
+        &json!({"routes": base()["routes"], "splits": []}),
+        "splits",
+        "expected an object",
+    );
+}
+
+#[test]
+fn a_split_switches_the_override_and_keeps_its_secret() {
+    let mut config = with_split(json!({"stable": "v1", "canary": "v2", "override_enabled": true}));
+    config["routes"][0]["override"] = json!({"enabled": false, "secret": "s3"});
+    let route = &parse(config.to_string().as_bytes()).unwrap().routes[0];
+    assert!(route.override_rule.is_some(), "the split switches it on");
+    config["splits"]["checkout"]["override_enabled"] = json!(false);
+    config["routes"][0]["override"]["enabled"] = json!(true);
+    let route = &parse(config.to_string().as_bytes()).unwrap().routes[0];
+    assert!(route.override_rule.is_none(), "the split switches it off");
+    // Either way, the secret header is removed from the entry's requests.
+    assert_eq!(route.secret_header.as_deref(), Some("x-canary-secret"));
+}
+
+#[test]
+fn the_secret_header_is_stripped_even_with_the_override_off() {
+    let config = with_route_field("override", json!({"enabled": false, "secret": "abc"}));
+    let route = &parse(config.to_string().as_bytes()).unwrap().routes[0];
+    assert_eq!(route.override_rule, None);
+    assert_eq!(route.secret_header.as_deref(), Some("x-canary-secret"));
+    let config = with_route_field("override", json!({"enabled": false}));
+    let route = &parse(config.to_string().as_bytes()).unwrap().routes[0];
+    assert_eq!(route.secret_header, None);
+}
+
+#[test]
+fn the_default_version_may_not_be_the_canary() {
+    assert_refused(
+        &with_route_field("default_version", json!("v2")),
+        "routes[0].default_version",
+        "counted as canary",
+    );
+    // Through a split too, reported where the canary was named.
+    let mut config = with_split(json!({"stable": "v2", "canary": "v1"}));
+    config["routes"][0]["default_version"] = json!("v1");
+    assert_refused(
+        &config,
+        "splits.checkout.canary",
+        "routes[0].default_version",
+    );
+    // A default version that is neither is still allowed.
+    let config = with_route_field("default_version", json!("v0"));
+    assert!(parse(config.to_string().as_bytes()).is_ok());
+}
+
+#[test]
+fn guards_default_and_bounds() {
+    let config = with_route_field("guard", json!({}));
+    let route = &parse(config.to_string().as_bytes()).unwrap().routes[0];
+    let rule = route.guard.as_ref().expect("a guard");
+    assert_eq!(rule.baseline(), Weight::from_percent(5.0).unwrap());
+    assert_eq!(rule.hard_failure_requests(), 9);
+    let config = with_route_field("guard", json!({"baseline_error_percent": 20}));
+    let route = &parse(config.to_string().as_bytes()).unwrap().routes[0];
+    assert!(route.guard.as_ref().unwrap().hard_failure_requests() > 9);
+    for bad in [json!(0), json!(0.05), json!(51)] {
+        assert_refused(
+            &with_route_field("guard", json!({"baseline_error_percent": bad})),
+            "routes[0].guard.baseline_error_percent",
+            "from 0.1 to 50",
+        );
+    }
+    assert_refused(
+        &with_route_field("guard", json!({"enabled": true})),
+        "routes[0].guard.enabled",
+        "unknown field",
+    );
+    // No canary, nothing to guard.
+    let mut config = with_route_field("guard", json!({}));
+    config["routes"][0]["canary"] = Value::Null;
+    config["routes"][0]["canary_weight"] = json!(0);
+    let route = &parse(config.to_string().as_bytes()).unwrap().routes[0];
+    assert!(route.guard.is_none());
+}
