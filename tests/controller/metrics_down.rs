@@ -1,5 +1,7 @@
-//! With Envoy's admin endpoint unreachable, measurements error, the errors
-//! accumulate, and the rollout is rolled back: never promoted.
+//! With a metrics source unreachable (Prometheus, here), measurements
+//! error, the errors accumulate, and the rollout is rolled back: never
+//! promoted. (Envoy's admin endpoint stays readable, so the rollback is
+//! seen in force; an unreadable Envoy is the `observed` tests' case.)
 
 use std::time::Duration;
 
@@ -13,9 +15,11 @@ async fn an_unreachable_metrics_source_ends_in_a_rollback() {
     stage.start_load();
     // Allow one consecutive error (Argo's default is four, each retried
     // after 10 s); the second in a row fails the analysis.
-    let rollout = stage.write_rollout(&seed_rollout("    consecutiveErrorLimit: 1\n", false));
+    let rollout = stage.write_rollout(&seed_rollout("    consecutiveErrorLimit: 1\n", true));
     let closed = canary_lab::prometheus::free_port().unwrap();
-    let args = stage.run_args(&rollout, &format!("http://127.0.0.1:{closed}"));
+    let mut args = stage.run_args(&rollout, &stage.admin_url());
+    args.push("--prometheus-url".to_owned());
+    args.push(format!("http://127.0.0.1:{closed}"));
     let mut controller = stage.controller(&args).await;
     let code = controller.wait_exit(Duration::from_secs(60)).await;
     let summary = stage.stop_load().await;
@@ -35,7 +39,7 @@ async fn an_unreachable_metrics_source_ends_in_a_rollback() {
         "the weight never went past the first step: {weights:?}"
     );
     let pushed = stage.pushed();
-    assert_eq!(pushed.routes[0].canary_weight, canary_config::Weight::ZERO);
+    assert_eq!(pushed.canary_weight, canary_config::Weight::ZERO);
     assert!(
         controller.log().contains("measurement error"),
         "{}",
@@ -45,8 +49,7 @@ async fn an_unreachable_metrics_source_ends_in_a_rollback() {
 
     // Started again (with the metrics source back): the abort is not
     // forgotten, nothing is pushed but canary 0%.
-    let healthy = stage.run_args(&rollout, &stage.admin_url());
-    let mut again = stage.controller(&healthy).await;
+    let mut again = stage.controller(&args).await;
     assert_eq!(again.wait_exit(Duration::from_secs(10)).await, Some(3));
     assert!(again.log().contains("resuming from"), "{}", again.log());
     let after = stage.saved();
@@ -55,8 +58,5 @@ async fn an_unreachable_metrics_source_ends_in_a_rollback() {
         crate::stage::decisions(&saved.events),
         "a restart after the abort decided something"
     );
-    assert_eq!(
-        stage.pushed().routes[0].canary_weight,
-        canary_config::Weight::ZERO
-    );
+    assert_eq!(stage.pushed().canary_weight, canary_config::Weight::ZERO);
 }

@@ -146,11 +146,16 @@ impl Stage {
         canary_rollout::driver::Position::from_json(&value).expect("state file readable")
     }
 
-    /// The filter configuration in Envoy's ECDS file now.
-    pub fn pushed(&self) -> canary_config::FilterConfig {
-        canary_router::ecds_file::EcdsFile::new(self.envoy.ecds_path().expect("ECDS"), "canary")
-            .current()
-            .expect("ECDS file readable")
+    /// The split Envoy's ECDS file holds now for route `app` (its entry in
+    /// `splits`, or the entry's own fields).
+    pub fn pushed(&self) -> canary_config::Split {
+        let config = canary_router::ecds_file::EcdsFile::new(
+            self.envoy.ecds_path().expect("ECDS"),
+            "canary",
+        )
+        .current()
+        .expect("ECDS file readable");
+        canary_config::Split::of(&config, "app").expect("route app")
     }
 
     /// Replaces the ECDS file behind the controller's back (as a
@@ -166,7 +171,11 @@ impl Stage {
             canary_weight: canary_config::Weight::from_percent(weight).expect("weight"),
             ..canary_rollout::TrafficState::initial("v1", "v2")
         };
-        let config = split.apply(&current, &["app".to_owned()]).expect("applies");
+        // The same attempt as the controller's: only the weight differs.
+        let generation = canary_config::Split::of(&current, "app").map_or(0, |s| s.generation);
+        let config = split
+            .apply(generation, &current, &["app".to_owned()])
+            .expect("applies");
         file.push(&config).expect("ECDS file written");
     }
 

@@ -42,7 +42,7 @@ async fn a_new_canary_version_starts_a_new_rollout() {
         status.events
     );
     let pushed = stage.pushed();
-    assert_eq!(pushed.routes[0].canary.as_deref(), Some("v3"));
+    assert_eq!(pushed.canary.as_deref(), Some("v3"));
     assert!(
         controller.log().contains("new canary version v3"),
         "{}",

@@ -38,11 +38,16 @@ impl ControllerProcess {
             .spawn()
             .expect("canary run starts");
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut child = child;
         let api = loop {
             if let Ok(text) = std::fs::read_to_string(&address_file) {
                 if !text.trim().is_empty() {
                     break format!("http://{}", text.trim());
                 }
+            }
+            // Refused before it listened (e.g. its state file is locked).
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                break "http://127.0.0.1:1".to_owned();
             }
             assert!(
                 Instant::now() < deadline,

@@ -1,12 +1,13 @@
-//! The traffic split a rollout wants, and the filter configuration that
-//! carries it: the rollout's route entries get its versions, weight and
-//! override switch; every other entry is left as it was. The result is
-//! checked with [`canary_config::compile`], so nothing the filter would
+//! The traffic split a rollout wants, and how it maps onto the filter
+//! configuration's [`Split`]: written into the configuration's `splits`
+//! map for the rollout's route entries (every other entry, and everything
+//! Git owns, is left as it was) and read back from it. Writing checks the
+//! result with the filter's own validation, so nothing the filter would
 //! refuse is ever produced.
 
 use std::fmt;
 
-use canary_config::{compile, ConfigErrors, FilterConfig, Weight};
+use canary_config::{ConfigErrors, FilterConfig, Split, SplitError, Weight};
 use serde::{Deserialize, Serialize};
 
 /// Who gets the traffic of the rollout's route entries.
@@ -43,30 +44,46 @@ impl TrafficState {
         }
     }
 
-    /// The filter configuration `base` with this split on `routes`.
+    /// The filter configuration's split for this rollout split in attempt
+    /// `generation`.
+    pub fn split(&self, generation: u64) -> Split {
+        Split {
+            stable: self.stable.clone(),
+            canary: self.canary.clone(),
+            canary_weight: self.effective_weight(),
+            override_enabled: self.header_route,
+            generation,
+        }
+    }
+
+    /// The rollout split a configuration's [`Split`] carries (the inverse
+    /// of [`TrafficState::split`], attempt aside).
+    pub fn of_split(split: &Split) -> TrafficState {
+        TrafficState {
+            stable: split.stable.clone(),
+            canary: split.canary.clone(),
+            canary_weight: split.canary_weight,
+            header_route: split.override_enabled,
+        }
+    }
+
+    /// The split `config` applies to the route entry `route`, with its
+    /// attempt; `None` without such an entry. The inverse of
+    /// [`TrafficState::apply`].
+    pub fn from_config(config: &FilterConfig, route: &str) -> Option<(TrafficState, u64)> {
+        Split::of(config, route).map(|split| (TrafficState::of_split(&split), split.generation))
+    }
+
+    /// `base` with this split, attempt `generation`, on `routes`.
     pub fn apply(
         &self,
+        generation: u64,
         base: &FilterConfig,
         routes: &[String],
     ) -> Result<FilterConfig, ApplyError> {
-        let mut config = base.clone();
-        for name in routes {
-            let entry = config
-                .routes
-                .iter_mut()
-                .find(|entry| entry.name == *name)
-                .ok_or_else(|| ApplyError::MissingRoute(name.clone()))?;
-            entry.stable = self.stable.clone();
-            entry.canary = self.canary.clone();
-            entry.canary_weight = self.effective_weight();
-            match (&mut entry.r#override, self.header_route) {
-                (Some(rule), on) => rule.enabled = on,
-                (None, true) => return Err(ApplyError::NoOverrideRule(name.clone())),
-                (None, false) => {}
-            }
-        }
-        compile(&config).map_err(ApplyError::Invalid)?;
-        Ok(config)
+        self.split(generation)
+            .apply_to(base, routes)
+            .map_err(ApplyError::from)
     }
 }
 
@@ -87,6 +104,16 @@ impl fmt::Display for TrafficState {
             f.write_str(" (override header on)")?;
         }
         Ok(())
+    }
+}
+
+impl From<SplitError> for ApplyError {
+    fn from(error: SplitError) -> ApplyError {
+        match error {
+            SplitError::MissingRoute(name) => ApplyError::MissingRoute(name),
+            SplitError::NoOverrideRule(name) => ApplyError::NoOverrideRule(name),
+            SplitError::Invalid(errors) => ApplyError::Invalid(errors),
+        }
     }
 }
 
@@ -130,12 +157,18 @@ mod tests {
             header_route: true,
             ..TrafficState::initial("v1", "v2")
         };
-        let config = traffic.apply(&base(), &["web".into()]).expect("applies");
-        let web = &config.routes[1];
+        let config = traffic.apply(7, &base(), &["web".into()]).expect("applies");
+        let web = &config.splits["web"];
         assert_eq!(web.canary.as_deref(), Some("v2"));
         assert_eq!(web.canary_weight, weight(25.0));
-        assert_eq!(web.r#override.as_ref().map(|o| o.enabled), Some(true));
-        assert_eq!(config.routes[0], base().routes[0]);
+        assert!(web.override_enabled);
+        assert_eq!(web.generation, 7);
+        assert_eq!(config.routes, base().routes, "Git's entries are left alone");
+        assert_eq!(
+            TrafficState::from_config(&config, "web"),
+            Some((traffic.clone(), 7))
+        );
+        assert!(!config.splits.contains_key("api"));
     }
 
     #[test]
@@ -146,28 +179,27 @@ mod tests {
             canary_weight: Weight::ZERO,
             header_route: false,
         };
-        let config = promoted.apply(&base(), &["web".into()]).expect("applies");
-        assert_eq!(config.routes[1].stable, "v2");
-        assert_eq!(config.routes[1].canary, None);
-        assert_eq!(
-            config.routes[1].r#override.as_ref().map(|o| o.enabled),
-            Some(false)
-        );
+        let config = promoted
+            .apply(1, &base(), &["web".into()])
+            .expect("applies");
+        assert_eq!(config.splits["web"].stable, "v2");
+        assert_eq!(config.splits["web"].canary, None);
+        assert!(!config.splits["web"].override_enabled);
     }
 
     #[test]
     fn refuses_what_the_filter_would_refuse() {
-        let missing = TrafficState::initial("v1", "v2").apply(&base(), &["nope".into()]);
+        let missing = TrafficState::initial("v1", "v2").apply(1, &base(), &["nope".into()]);
         assert_eq!(missing, Err(ApplyError::MissingRoute("nope".into())));
         let header = TrafficState {
             header_route: true,
             ..TrafficState::initial("a1", "a2")
         };
         assert_eq!(
-            header.apply(&base(), &["api".into()]),
+            header.apply(1, &base(), &["api".into()]),
             Err(ApplyError::NoOverrideRule("api".into()))
         );
-        let same = TrafficState::initial("v1", "v1").apply(&base(), &["web".into()]);
+        let same = TrafficState::initial("v1", "v1").apply(1, &base(), &["web".into()]);
         assert!(matches!(same, Err(ApplyError::Invalid(_))));
     }
 }

@@ -286,7 +286,7 @@ fn the_decision_carries_a_valid_filter_configuration() {
     let config = sim
         .rollout
         .traffic()
-        .apply(&base, &sim.rollout.spec().routes)
+        .apply(sim.rollout.generation(), &base, &sim.rollout.spec().routes)
         .expect("applies");
     let json = serde_json::to_string(&config).expect("serializes");
     let compiled = canary_config::parse(json.as_bytes()).expect("the filter accepts it");

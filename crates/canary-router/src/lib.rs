@@ -88,7 +88,7 @@ impl Target {
     ) -> Result<Option<String>, PushError> {
         let base = self.current().await?;
         // `apply` validates the result with the filter's own rules.
-        let config = split.traffic.apply(&base, routes)?;
+        let config = split.apply(&base, routes)?;
         match self {
             Target::EcdsFile(file) => Ok(Some(file.push(&config)?.version_info)),
             Target::DryRun(dry_run, _) => {

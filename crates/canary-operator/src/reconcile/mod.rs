@@ -137,17 +137,9 @@ pub fn in_force_split(
     let name = routes
         .first()
         .ok_or_else(|| ApplyError::MissingRoute(String::new()))?;
-    let entry = config
-        .routes
-        .iter()
-        .find(|entry| entry.name == *name)
-        .ok_or_else(|| ApplyError::MissingRoute(name.clone()))?;
-    Ok(TrafficState {
-        stable: entry.stable.clone(),
-        canary: entry.canary.clone(),
-        canary_weight: entry.canary_weight,
-        header_route: entry.r#override.as_ref().is_some_and(|rule| rule.enabled),
-    })
+    TrafficState::from_config(config, name)
+        .map(|(traffic, _)| traffic)
+        .ok_or_else(|| ApplyError::MissingRoute(name.clone()))
 }
 
 /// The reconcile of `object`; returns when to look again.

@@ -344,7 +344,7 @@ impl Reconcile<'_> {
             .current()
             .await?
             .ok_or_else(|| ActionError::NoConfig(pusher.object().clone()))?;
-        let config = split.apply(&base, &spec.routes)?;
+        let config = split.apply(0, &base, &spec.routes)?;
         if config != base {
             pusher.push(&config).await?;
         }

@@ -141,6 +141,18 @@ pub struct SplitPush {
     pub generation: u64,
 }
 
+impl SplitPush {
+    /// `base` with this split on `routes` (in its `splits` map), checked
+    /// with the filter's own validation.
+    pub fn apply(
+        &self,
+        base: &canary_config::FilterConfig,
+        routes: &[String],
+    ) -> Result<canary_config::FilterConfig, crate::traffic::ApplyError> {
+        self.traffic.apply(self.generation, base, routes)
+    }
+}
+
 /// A measurement to start.
 #[derive(Debug, Clone)]
 pub struct MeasureRequest {
@@ -212,6 +224,9 @@ pub struct Driver {
     drift_ups: (usize, u32),
     guard: Option<String>,
     in_flight: HashSet<MeasurementKey>,
+    /// The position handed out for saving before `saved`: what is durable
+    /// when saving `saved` fails.
+    saved_before: Option<Position>,
     events: VecDeque<Event>,
     /// Events from opening the rollout, handed out by the first step.
     backlog: Vec<Event>,
@@ -336,6 +351,7 @@ impl Driver {
             drift_ups: (0, 0),
             guard: None,
             in_flight: HashSet::new(),
+            saved_before: None,
             events: VecDeque::new(),
             backlog: Vec::new(),
             saved: None,
@@ -370,25 +386,25 @@ impl Driver {
         }
     }
 
-    /// The split to push before a shell gives up on an unrecoverable
-    /// error: the last saved one (a decision that could not be saved does
-    /// not count) with the canary at 0% and the override header off —
-    /// toward stable, never away from it. Records why.
+    /// The split to push before a shell gives up because the position of
+    /// the last step could not be saved: the one saved before it (the
+    /// unsaved decision does not count) with the canary at 0% and the
+    /// override header off — toward stable, never away from it. Records
+    /// why.
     pub fn fail_safe(&mut self, now: Timestamp, why: &str) -> SplitPush {
-        let saved =
-            self.saved
-                .as_ref()
-                .and_then(|position| match (&position.state, &position.held) {
-                    (Some(state), _) => Some(SplitPush {
-                        traffic: state.traffic().clone(),
-                        generation: state.generation(),
-                    }),
-                    (None, Some(held)) => Some(SplitPush {
-                        traffic: held.traffic.clone(),
-                        generation: held.generation,
-                    }),
-                    (None, None) => None,
-                });
+        let saved = self.saved_before.as_ref().and_then(|position| {
+            match (&position.state, &position.held) {
+                (Some(state), _) => Some(SplitPush {
+                    traffic: state.traffic().clone(),
+                    generation: state.generation(),
+                }),
+                (None, Some(held)) => Some(SplitPush {
+                    traffic: held.traffic.clone(),
+                    generation: held.generation,
+                }),
+                (None, None) => None,
+            }
+        });
         let mut split = saved.unwrap_or_else(|| SplitPush {
             traffic: TrafficState::initial(&self.spec.stable_version, &self.spec.canary_version),
             generation: self.intended().generation,
@@ -458,7 +474,7 @@ impl Driver {
             .as_ref()
             .is_none_or(|saved| clockless(saved) != clockless(&position) || effects.push.is_some());
         if changed {
-            self.saved = Some(position.clone());
+            self.saved_before = self.saved.replace(position.clone());
             effects.save = Some(position);
         }
         effects

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use canary_analysis::provider::{EnvoyQuantity, EnvoyQuery, VersionSelector};
 use canary_analysis::{MeasurementResult, MetricValue, Timestamp};
+use canary_config::stats_names::Metric;
 use canary_rollout::driver::{Observation, ProxyState, RouteShows, Shows};
 use canary_rollout::ports::{Clock, Versions};
 
@@ -183,12 +184,17 @@ impl EnvoySource {
                     Err(error) => Shows::Nothing(error.to_string()),
                     Ok(snapshot) => {
                         let mut routes: BTreeMap<String, RouteShows> = BTreeMap::new();
-                        for ((route, version), value) in &snapshot.weights {
-                            routes
-                                .entry(route.clone())
-                                .or_default()
-                                .weights
-                                .insert(version.clone(), *value);
+                        for (((route, version), metric), value) in &snapshot.gauges {
+                            let shows = routes.entry(route.clone()).or_default();
+                            match metric {
+                                Metric::Weight => {
+                                    shows.weights.insert(version.clone(), *value);
+                                }
+                                // The same value under each version.
+                                Metric::Generation => shows.generation = Some(*value),
+                                Metric::GuardTripped => shows.guard_tripped |= *value > 0,
+                                _ => {}
+                            }
                         }
                         Shows::Routes(routes)
                     }

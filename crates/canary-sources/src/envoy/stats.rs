@@ -50,10 +50,11 @@ pub struct Snapshot {
     pub latency: BTreeMap<VersionKey, Histogram>,
     /// Cluster health by cluster name.
     pub clusters: BTreeMap<String, ClusterHealth>,
-    /// The filter's `weight_bp` gauges by (route, version), of one Envoy:
-    /// gauges are compared per Envoy, never summed, so [`Snapshot::merge`]
-    /// leaves them out.
-    pub weights: BTreeMap<VersionKey, u64>,
+    /// The filter's gauges (`weight_bp`, `effective_weight_bp`,
+    /// `generation`, `guard_tripped`) by (route, version) and metric, of
+    /// one Envoy: gauges are compared per Envoy, never summed, so
+    /// [`Snapshot::merge`] leaves them out.
+    pub gauges: BTreeMap<(VersionKey, Metric), u64>,
 }
 
 #[derive(Deserialize)]
@@ -133,9 +134,9 @@ impl Snapshot {
 
     fn add_value(&mut self, name: &str, value: u64) {
         if let Some(parsed) = parse_envoy_name(name) {
-            if parsed.metric == Metric::Weight {
-                self.weights
-                    .insert((parsed.route.to_owned(), parsed.version.to_owned()), value);
+            if parsed.metric.kind() == canary_config::stats_names::MetricKind::Gauge {
+                let key = (parsed.route.to_owned(), parsed.version.to_owned());
+                self.gauges.insert((key, parsed.metric), value);
                 return;
             }
             let key = (
@@ -421,7 +422,10 @@ mod tests {
         );
         assert_eq!(s.latency[&("app".into(), "v2".into())].count(), 100);
         // The weight gauge is kept apart from the counters.
-        assert_eq!(s.weights[&("app".into(), "v2".into())], 1000);
+        assert_eq!(
+            s.gauges[&(("app".into(), "v2".into()), Metric::Weight)],
+            1000
+        );
         assert_eq!(s.counter("app", "v2", Metric::Weight), 0);
     }
 
@@ -431,7 +435,7 @@ mod tests {
         total.merge(&Snapshot::parse_admin_json(ADMIN).unwrap());
         total.merge(&Snapshot::parse_admin_json(ADMIN).unwrap());
         assert_eq!(total.counter("app", "v2", Metric::Requests), 220);
-        assert!(total.weights.is_empty());
+        assert!(total.gauges.is_empty());
     }
 
     #[test]

@@ -20,7 +20,7 @@ fn git_manifest() -> Value {
         "spec": {
             "selector": {"matchLabels": {"istio": "ingressgateway"}},
             "url": "oci://registry.example.com/canary/canary-filter:0.1.0",
-            "sha256": "c66c2f9630118c80bd168fb9dc9eed3b019420d28ce25208f472dc1e259b5427",
+            "sha256": "1b306971da1e6b9837ec754f6744ddfc22efd295b6f67e0e2b537c98e9ae9e6d",
             "failStrategy": "FAIL_OPEN",
             "pluginConfig": {
                 "routing_header": "x-canary-version",
