@@ -45,12 +45,17 @@ impl Stage {
     /// Starts upstreams, Envoy (ECDS, health checks every 250 ms) and,
     /// when asked, Prometheus scraping the upstreams and Envoy.
     pub async fn start(with_prometheus: bool) -> Stage {
+        Stage::start_with(with_prometheus, base_filter_config()).await
+    }
+
+    /// [`Stage::start`] with Envoy starting from `filter_config`.
+    pub async fn start_with(with_prometheus: bool, filter_config: serde_json::Value) -> Stage {
         let dir = tempfile::tempdir().expect("temporary folder");
         let stable = UpstreamProcess::start("v1").unwrap_or_else(|e| panic!("{e}"));
         let canary = UpstreamProcess::start("v2").unwrap_or_else(|e| panic!("{e}"));
         let mut spec = EnvoySpec::new(
             Delivery::Ecds,
-            base_filter_config().to_string(),
+            filter_config.to_string(),
             stable.addr(),
             canary.addr(),
         );
