@@ -3,7 +3,7 @@
 //!
 //! Each call site builds its error from its [`Permission`], so a refused
 //! call names exactly what to grant; and a test reads the shipped RBAC
-//! (`manifests/kubernetes/rbac.yaml`) and checks it grants exactly
+//! (`manifests/kubernetes/controller/rbac.yaml and manifests/kubernetes/rollout-namespace/rbac.yaml`) and checks it grants exactly
 //! [`ALL`]: no less (the controller would fail) and no more (least
 //! privilege).
 

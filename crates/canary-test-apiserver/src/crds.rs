@@ -2,7 +2,7 @@
 //! reads and writes, reduced to what this server uses (names, scope, the
 //! status subresource, which fields are schemaless). Load them with
 //! [`crate::TestApiServer::load_yaml`]; the canary CRD itself is
-//! `manifests/kubernetes/crd.yaml`.
+//! `manifests/kubernetes/crd/crd.yaml`.
 
 /// Istio's `WasmPlugin` and `TrafficExtension`: `pluginConfig` is
 /// schemaless (`x-kubernetes-preserve-unknown-fields`).

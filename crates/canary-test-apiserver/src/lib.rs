@@ -16,7 +16,7 @@
 //! use canary_test_apiserver::{Identity, TestApiServer};
 //!
 //! let server = TestApiServer::start().await?;
-//! server.load_files(&["manifests/kubernetes/crd.yaml", "manifests/kubernetes/cluster-role.yaml"])?;
+//! server.load_files(&["manifests/kubernetes/crd/crd.yaml", "manifests/kubernetes/cluster-wide/cluster-role.yaml"])?;
 //! let controller = Identity::service_account("canary-system", "canary-controller");
 //! let client = server.client(&controller)?;
 //! // … run the code under test with `client` …

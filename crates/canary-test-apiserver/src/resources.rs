@@ -186,6 +186,25 @@ impl Registry {
             .with_status()
             .with_generation()
             .with_short_names(&["crd", "crds"]),
+            // Stored, not enforced: the admission policy's CEL is tested
+            // on its own (tests/manifests/test_admission_policy.py).
+            ResourceType::builtin(
+                "admissionregistration.k8s.io",
+                "v1",
+                "ValidatingAdmissionPolicy",
+                "validatingadmissionpolicies",
+                false,
+            )
+            .with_status()
+            .with_generation(),
+            ResourceType::builtin(
+                "admissionregistration.k8s.io",
+                "v1",
+                "ValidatingAdmissionPolicyBinding",
+                "validatingadmissionpolicybindings",
+                false,
+            )
+            .with_generation(),
             // The resource metrics API (metrics-server); read-only for
             // everyone but the admin, through RBAC.
             ResourceType::builtin("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", true),

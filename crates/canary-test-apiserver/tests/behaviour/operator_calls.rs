@@ -40,7 +40,7 @@ async fn the_controllers_calls_work_and_are_allowed_by_the_shipped_rbac() {
     let server = server().await;
     server
         .load_files(&[
-            repo_path("manifests/kubernetes/cluster-role.yaml"),
+            repo_path("manifests/kubernetes/cluster-wide/cluster-role.yaml"),
             repo_path("manifests/kubernetes/controller/rbac.yaml"),
             repo_path("manifests/istio/wasm-plugin.yaml"),
         ])

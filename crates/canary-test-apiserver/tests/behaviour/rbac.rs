@@ -20,7 +20,7 @@ async fn with_shipped_rbac() -> TestApiServer {
     let server = server().await;
     server
         .load_files(&[
-            repo_path("manifests/kubernetes/cluster-role.yaml"),
+            repo_path("manifests/kubernetes/cluster-wide/cluster-role.yaml"),
             repo_path("manifests/kubernetes/controller/service-account.yaml"),
             repo_path("manifests/kubernetes/controller/rbac.yaml"),
         ])
@@ -112,7 +112,7 @@ async fn every_request_is_logged_with_its_identity_and_decision() {
     assert_eq!(
         log[0].decision,
         Some(Decision::Allowed(
-            "ClusterRoleBinding canary-controller (ClusterRole canary-controller)".into()
+            "ClusterRoleBinding canary-controller-cluster-wide (ClusterRole canary-controller-cluster-wide)".into()
         ))
     );
     assert!(log[0].allowed());

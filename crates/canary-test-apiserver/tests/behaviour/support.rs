@@ -30,7 +30,7 @@ pub async fn server_with(settings: Settings) -> TestApiServer {
         .await
         .expect("server starts");
     server
-        .load_files(&[repo_path("manifests/kubernetes/crd.yaml")])
+        .load_files(&[repo_path("manifests/kubernetes/crd/crd.yaml")])
         .expect("the canary CRD loads");
     server
         .load_yaml(crds::ISTIO_EXTENSIONS)
