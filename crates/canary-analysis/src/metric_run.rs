@@ -16,6 +16,10 @@
 //! canary adds "not enough data": the measurement is kept for the record
 //! but counts for nothing, and the metric is measured again one interval
 //! later.
+//!
+//! Where canary differs: a metric is measured at most once per
+//! [`MIN_INTERVAL`] (Argo accepts any interval, `0s` included, which turns
+//! a provider into a busy loop against its source and the state store).
 
 use std::time::Duration;
 
@@ -30,6 +34,10 @@ use crate::value::MeasurementResult;
 /// Argo's retry delay after an Error (and the delay between measurements
 /// of a metric without an interval that must measure again).
 pub const ERROR_RETRY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The shortest time between two measurements of one metric: a shorter
+/// `interval` is measured at this pace instead.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One measurement as kept in the record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,7 +126,7 @@ impl MetricState {
         }
         let interval = match (last.phase, metric.interval) {
             (MeasurementPhase::Error, _) | (_, None) => ERROR_RETRY_INTERVAL,
-            (_, Some(interval)) => interval,
+            (_, Some(interval)) => interval.max(MIN_INTERVAL),
         };
         Some(last.finished_at.plus(interval))
     }

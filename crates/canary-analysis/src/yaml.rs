@@ -5,8 +5,17 @@
 //! `true`/`false`, integers (decimal, `0x`, `0o`), floats (including
 //! `.inf` and `.nan`); quoted scalars and anything else are strings.
 //! Aliases are expanded; duplicate keys are problems.
+//!
+//! Hostile input is bounded: a text longer than [`MAX_BYTES`], nesting
+//! deeper than [`MAX_DEPTH`], or more than [`MAX_NODES`] values once
+//! aliases are expanded (an "alias bomb" of a few hundred bytes would
+//! otherwise expand to gigabytes) is refused with one problem, before the
+//! memory is spent. Parsing is linear in the input: duplicate keys are
+//! found with a set per mapping.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::path::Path;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
@@ -119,13 +128,52 @@ impl Node {
     }
 }
 
+/// The largest text [`parse_documents`] reads: 1 MiB (rollout files and
+/// templates are a few kilobytes).
+pub const MAX_BYTES: usize = 1 << 20;
+/// The deepest nesting of lists and mappings accepted.
+pub const MAX_DEPTH: usize = 64;
+/// The most values (scalars, lists and mappings, aliases expanded) a text
+/// may hold.
+pub const MAX_NODES: usize = 100_000;
+
+/// Reads a file of at most [`MAX_BYTES`] as text, without reading more
+/// than that from it.
+pub fn read_file(path: &Path) -> io::Result<String> {
+    let file = std::fs::File::open(path)?;
+    let mut text = String::new();
+    file.take(MAX_BYTES as u64 + 1).read_to_string(&mut text)?;
+    if text.len() > MAX_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_BYTES} bytes, the most canary reads as YAML"),
+        ));
+    }
+    Ok(text)
+}
+
 /// Parses every document of a YAML stream. A syntax error ends parsing
 /// with one problem; duplicate or non-scalar keys are reported together.
+/// A text past the limits above is refused with one problem.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, Vec<Problem>> {
+    if text.len() > MAX_BYTES {
+        return Err(vec![Problem::new(
+            None,
+            "",
+            format!(
+                "the text is {} bytes, more than the {MAX_BYTES} canary reads as YAML",
+                text.len()
+            ),
+        )]);
+    }
     let mut builder = Builder::default();
     for event in Parser::new_from_str(text) {
         match event {
-            Ok((event, span)) => builder.push(event, span),
+            Ok((event, span)) => {
+                if let Err(problem) = builder.push(event, span) {
+                    return Err(vec![problem]);
+                }
+            }
             Err(err) => {
                 let line = err.marker().line();
                 let reason = format!(
@@ -144,23 +192,33 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, Vec<Problem>> {
     }
 }
 
-/// A collection being built.
-enum Open {
-    Seq(Vec<Node>, usize, usize),
-    /// Entries, line, anchor id, pending key.
-    Map(Vec<Entry>, usize, usize, Option<(String, usize)>),
+/// A collection being built, with the number of values inside it so far.
+struct Open {
+    kind: OpenKind,
+    line: usize,
+    anchor: usize,
+    size: usize,
+}
+
+enum OpenKind {
+    Seq(Vec<Node>),
+    /// Entries, the keys seen, the pending key.
+    Map(Vec<Entry>, HashSet<String>, Option<(String, usize)>),
 }
 
 #[derive(Default)]
 struct Builder {
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their sizes (values inside, themselves included).
+    anchors: HashMap<usize, (Node, usize)>,
     documents: Vec<Node>,
     problems: Vec<Problem>,
+    /// Values built so far, aliases expanded.
+    nodes: usize,
 }
 
 impl Builder {
-    fn push(&mut self, event: Event<'_>, span: Span) {
+    fn push(&mut self, event: Event<'_>, span: Span) -> Result<(), Problem> {
         let line = span.start.line();
         match event {
             Event::DocumentStart(_) => self.anchors.clear(),
@@ -171,55 +229,105 @@ impl Builder {
                 } else {
                     Value::Str(text.into_owned())
                 };
-                self.finish(Node { value, line }, anchor);
+                self.count(1, line)?;
+                self.finish(Node { value, line }, anchor, 1)?;
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Open::Seq(Vec::new(), line, anchor)),
+            Event::SequenceStart(anchor, _) => {
+                self.open(OpenKind::Seq(Vec::new()), line, anchor)?
+            }
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Open::Map(Vec::new(), line, anchor, None));
+                self.open(
+                    OpenKind::Map(Vec::new(), HashSet::new(), None),
+                    line,
+                    anchor,
+                )?;
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let (node, anchor) = match self.stack.pop() {
-                    Some(Open::Seq(items, line, anchor)) => (
+                let Some(open) = self.stack.pop() else {
+                    return Ok(());
+                };
+                let value = match open.kind {
+                    OpenKind::Seq(items) => Value::Seq(items),
+                    OpenKind::Map(entries, ..) => Value::Map(entries),
+                };
+                let node = Node {
+                    value,
+                    line: open.line,
+                };
+                self.count(1, open.line)?;
+                self.finish(node, open.anchor, open.size.saturating_add(1))?;
+            }
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some((node, size)) => {
+                    let (node, size) = (node.clone(), *size);
+                    self.count(size, line)?;
+                    self.finish(node, 0, size)?;
+                }
+                None => {
+                    self.count(1, line)?;
+                    self.finish(
                         Node {
-                            value: Value::Seq(items),
+                            value: Value::Null,
                             line,
                         },
-                        anchor,
-                    ),
-                    Some(Open::Map(entries, line, anchor, _)) => (
-                        Node {
-                            value: Value::Map(entries),
-                            line,
-                        },
-                        anchor,
-                    ),
-                    None => return,
-                };
-                self.finish(node, anchor);
-            }
-            Event::Alias(id) => {
-                let node = match self.anchors.get(&id) {
-                    Some(node) => node.clone(),
-                    None => Node {
-                        value: Value::Null,
-                        line,
-                    },
-                };
-                self.finish(node, 0);
-            }
+                        0,
+                        1,
+                    )?;
+                }
+            },
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
         }
+        Ok(())
     }
 
-    /// Places a completed node into its parent (or as a document).
-    fn finish(&mut self, node: Node, anchor: usize) {
-        if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+    /// Starts a list or mapping, within the nesting limit.
+    fn open(&mut self, kind: OpenKind, line: usize, anchor: usize) -> Result<(), Problem> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(Problem::new(
+                Some(line),
+                "",
+                format!("lists and mappings nested more than {MAX_DEPTH} deep"),
+            ));
         }
-        match self.stack.last_mut() {
-            None => self.documents.push(node),
-            Some(Open::Seq(items, ..)) => items.push(node),
-            Some(Open::Map(entries, _, _, pending)) => match pending.take() {
+        self.stack.push(Open {
+            kind,
+            line,
+            anchor,
+            size: 0,
+        });
+        Ok(())
+    }
+
+    /// Counts `size` more values, within the limit, before they are built.
+    fn count(&mut self, size: usize, line: usize) -> Result<(), Problem> {
+        self.nodes = self.nodes.saturating_add(size);
+        if self.nodes > MAX_NODES {
+            return Err(Problem::new(
+                Some(line),
+                "",
+                format!(
+                    "more than {MAX_NODES} values once aliases are expanded; \
+                     a rollout or template needs far fewer (is an alias repeated in itself?)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Places a completed node of `size` values (already counted) into its
+    /// parent, or as a document.
+    fn finish(&mut self, node: Node, anchor: usize, size: usize) -> Result<(), Problem> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+        let Some(open) = self.stack.last_mut() else {
+            self.documents.push(node);
+            return Ok(());
+        };
+        open.size = open.size.saturating_add(size);
+        match &mut open.kind {
+            OpenKind::Seq(items) => items.push(node),
+            OpenKind::Map(entries, keys, pending) => match pending.take() {
                 None => {
                     let key = match node.value {
                         Value::Str(s) => s,
@@ -236,7 +344,7 @@ impl Builder {
                             String::new()
                         }
                     };
-                    if entries.iter().any(|e| e.key == key) {
+                    if !keys.insert(key.clone()) {
                         self.problems.push(Problem::new(
                             Some(node.line),
                             "",
@@ -252,6 +360,7 @@ impl Builder {
                 }),
             },
         }
+        Ok(())
     }
 }
 
@@ -344,6 +453,71 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert!(problems[0].line.is_some_and(|l| l >= 2), "{problems:?}");
         assert!(problems[0].reason.starts_with("not valid YAML"));
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_before_it_expands() {
+        // Nine levels of ten aliases each: 10^9 values if expanded.
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..10 {
+            let prev = format!("*a{}", level - 1);
+            let items = [prev.as_str(); 10].join(", ");
+            text.push_str(&format!("a{level}: &a{level} [{items}]\n"));
+        }
+        assert!(text.len() < 1000);
+        let problems = parse_documents(&text).expect_err("refused");
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].reason.contains("once aliases are expanded"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn aliases_within_the_limit_expand() {
+        let text = "a: &a [1, 2, 3]\nb: [*a, *a, *a]\n";
+        let doc = one(text);
+        let b = doc.get("b").expect("b");
+        assert!(matches!(&b.value, Value::Seq(items) if items.len() == 3));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let problems = parse_documents(&text).expect_err("refused");
+        assert!(
+            problems[0].reason.contains("nested more than"),
+            "{problems:?}"
+        );
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse_documents(&ok).is_ok());
+    }
+
+    #[test]
+    fn a_text_past_the_size_limit_is_refused() {
+        let text = format!("a: \"{}\"\n", "x".repeat(MAX_BYTES));
+        let problems = parse_documents(&text).expect_err("refused");
+        assert!(problems[0].reason.contains("bytes"), "{problems:?}");
+    }
+
+    #[test]
+    fn many_keys_parse() {
+        let text: String = (0..20_000).map(|i| format!("k{i}: {i}\n")).collect();
+        let doc = one(&text);
+        assert_eq!(doc.entries().map(<[Entry]>::len), Some(20_000));
+    }
+
+    #[test]
+    fn read_file_refuses_a_large_file_without_reading_it_all() {
+        let dir = std::env::temp_dir().join(format!("canary-yaml-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("big.yaml");
+        std::fs::write(&path, vec![b'#'; MAX_BYTES + 10]).expect("write");
+        let err = read_file(&path).expect_err("too large");
+        assert!(err.to_string().contains("larger than"), "{err}");
+        std::fs::write(&path, "a: 1\n").expect("write");
+        assert_eq!(read_file(&path).expect("small"), "a: 1\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

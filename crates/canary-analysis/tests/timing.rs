@@ -105,3 +105,12 @@ fn a_result_before_its_time_is_refused() {
         Err(RecordError::UnknownMetric(_))
     ));
 }
+
+#[test]
+fn an_interval_below_a_second_is_measured_once_a_second() {
+    // Argo accepts `interval: 0s`; here it would make a busy loop against
+    // the metric source and the state store.
+    let mut run = one_metric_run(&format!("    interval: 0s\n    count: 5\n{PASSING}"));
+    record(&mut run, 3, value(1.0));
+    assert_eq!(run.next_due(), Some(at(4)));
+}

@@ -73,7 +73,11 @@ pub fn load_rollout(
     path: &Path,
     secret: &dyn Fn(&SecretKeyRef) -> Option<String>,
 ) -> Result<LoadedRollout, LoadError> {
-    load_rollout_with(path, &|p: &Path| std::fs::read_to_string(p), secret)
+    load_rollout_with(
+        path,
+        &|p: &Path| canary_analysis::yaml::read_file(p),
+        secret,
+    )
 }
 
 /// Checks a rollout file without reading secrets (a stand-in value is

@@ -46,7 +46,7 @@ pub fn secret_from_env(reference: &canary_analysis::SecretKeyRef) -> Option<Stri
 
 /// The rollout in `path`, and the file's text.
 pub fn load(path: &Path) -> Result<(LoadedRollout, String), LoadFailure> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadFailure::Read {
+    let text = canary_analysis::yaml::read_file(path).map_err(|source| LoadFailure::Read {
         path: path.to_owned(),
         source,
     })?;

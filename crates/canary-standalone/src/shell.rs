@@ -452,8 +452,20 @@ where
     /// two no longer fit. An invalid file is reported and changes nothing.
     fn follow_rollout_file(&mut self) {
         let path = &self.shell.config.rollout_file;
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return;
+        let text = match canary_analysis::yaml::read_file(path) {
+            Ok(text) => text,
+            Err(err) => {
+                // Said once per outage: the text is forgotten until the
+                // file can be read again (and is then compared anew).
+                if !self.text.is_empty() {
+                    warn!(
+                        "the rollout file {} cannot be read, the running rollout goes on: {err}",
+                        path.display()
+                    );
+                    self.text.clear();
+                }
+                return;
+            }
         };
         if text == self.text {
             return;
