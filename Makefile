@@ -7,6 +7,8 @@
 #   make bench   benchmarks, written to BENCHMARKS.md
 #   make judge-sim  the judge's simulated rollouts: false rollbacks and
 #                detection times (JUDGE_RUNS=2000 per row)
+#   make fuzz    every parser of outside input fed FUZZ_INPUTS mutated inputs
+#                (1M each), written to RELIABILITY.md
 #
 # Other targets: setup, wasm, build, lint, fmt, schema, crd, oci,
 # validate-envoy, manifests-check.
@@ -21,7 +23,7 @@ WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
 MANIFESTS_PYTHON := $(CURDIR)/.tools/manifests-venv/bin/python
 
-.PHONY: all setup wasm wasm-size build demo bench judge-sim lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
+.PHONY: all setup wasm wasm-size build demo bench judge-sim fuzz lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
 
 all: wasm
 
@@ -58,6 +60,11 @@ bench: setup wasm
 JUDGE_RUNS ?= 2000
 judge-sim:
 	$(CARGO) run --release -q -p canary-judge --features simulation --bin judge-sim -- --runs $(JUDGE_RUNS)
+
+## fuzz: mutated inputs for every parser of outside input; no panics, bounded memory, parse time against size -> RELIABILITY.md
+FUZZ_INPUTS ?= 1000000
+fuzz:
+	$(CARGO) run --profile fuzz -q -p canary-fuzz -- --inputs $(FUZZ_INPUTS) --report RELIABILITY.md
 
 ## lint: formatting and clippy (native and wasm), warnings are errors
 lint:

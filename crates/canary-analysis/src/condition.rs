@@ -5,6 +5,7 @@
 //! `asFloat`.
 
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::LazyLock;
 
 use expr::{Context, Environment, Program, Value};
@@ -112,20 +113,92 @@ fn probes() -> [Value; 6] {
     ]
 }
 
+/// The longest condition accepted, in bytes.
+pub const MAX_LENGTH: usize = 1024;
+/// The deepest nesting of brackets of any kind.
+pub const MAX_NESTING: usize = 16;
+/// The deepest nesting of index brackets (`a[b[c[0]]]`): the language's
+/// parser takes time exponential in it (about doubling per level).
+pub const MAX_INDEX_NESTING: usize = 4;
+
+/// Refuses conditions whose size or nesting would make the language's
+/// parser slow, before it sees them.
+fn check_shape(source: &str) -> Result<(), String> {
+    if source.len() > MAX_LENGTH {
+        return Err(format!(
+            "is {} bytes long; a condition may be at most {MAX_LENGTH}",
+            source.len()
+        ));
+    }
+    let mut open: Vec<char> = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in source.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' | '[' | '{' => {
+                open.push(c);
+                if open.len() > MAX_NESTING {
+                    return Err(format!("nests brackets more than {MAX_NESTING} deep"));
+                }
+                if open.iter().filter(|b| **b == '[').count() > MAX_INDEX_NESTING {
+                    return Err(format!("nests `[` more than {MAX_INDEX_NESTING} deep"));
+                }
+            }
+            ')' | ']' | '}' => {
+                open.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f`, turning a panic inside the expression language into an error
+/// (the language is a dependency; a template must not be able to bring
+/// the controller down).
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!(
+                "the expression language failed while {what} this condition ({message}); rewrite it"
+            ))
+        }
+    }
+}
+
 impl Condition {
     /// Parses a condition; the error says where and what is wrong.
     pub fn parse(source: &str) -> Result<Condition, String> {
         if source.trim().is_empty() {
             return Err("is empty; write an expression such as `result >= 0.95`".into());
         }
-        let program = expr::compile(source).map_err(|err| describe_parse_error(source, &err))?;
+        check_shape(source)?;
+        let program = guarded("reading", || {
+            expr::compile(source).map_err(|err| describe_parse_error(source, &err))
+        })?;
         let condition = Condition {
             source: source.to_owned(),
             program,
         };
         for probe in probes() {
-            if let Err(err) = condition.run(probe) {
-                let message = err.to_string();
+            if let Err(message) = condition.run(probe) {
                 if let Some(name) = message.strip_prefix("unknown variable: ") {
                     return Err(format!(
                         "unknown name `{name}`; a condition sees the measurement as `result`"
@@ -159,10 +232,14 @@ impl Condition {
         }
     }
 
-    fn run(&self, result: Value) -> expr::Result<Value> {
-        let mut ctx = Context::default();
-        ctx.insert("result", result);
-        ENVIRONMENT.run(&self.program, &ctx)
+    fn run(&self, result: Value) -> Result<Value, String> {
+        guarded("evaluating", || {
+            let mut ctx = Context::default();
+            ctx.insert("result", result);
+            ENVIRONMENT
+                .run(&self.program, &ctx)
+                .map_err(|err| err.to_string())
+        })
     }
 }
 
@@ -364,5 +441,32 @@ mod tests {
             assess(indexed.as_ref(), None, &empty).0,
             MeasurementPhase::Error
         );
+    }
+
+    #[test]
+    fn a_panic_inside_the_language_is_an_error() {
+        // expr-lang 2.1 reaches `unreachable!` on a map literal keyed by
+        // a name inside a closure (found by `make fuzz`).
+        let source = "all(result, {# > 0.9}) and any(result, {setWeight: # < 2})";
+        let value = MetricValue::from_json(&serde_json::json!([0.95, 1.5]));
+        let outcome = Condition::parse(source).and_then(|c| c.evaluate(&value));
+        let err = outcome.expect_err("an error, not a panic");
+        assert!(err.contains("expression language failed"), "{err}");
+    }
+
+    #[test]
+    fn deep_index_nesting_is_refused_before_the_parser_sees_it() {
+        let deep = format!("result[{}0{}] > 1", "t[".repeat(8), "]".repeat(8));
+        let err = Condition::parse(&deep).expect_err("refused");
+        assert!(err.contains("nests `[`"), "{err}");
+        assert!(Condition::parse("len(result) == 0 || result[0] >= 0.95").is_ok());
+        assert!(Condition::parse("result[0][1] >= 0.95 || result[\"[[[[[\"] > 1").is_ok());
+    }
+
+    #[test]
+    fn long_conditions_are_refused() {
+        let long = format!("result >= 0.95{}", " && true".repeat(200));
+        let err = Condition::parse(&long).expect_err("refused");
+        assert!(err.contains("at most"), "{err}");
     }
 }
