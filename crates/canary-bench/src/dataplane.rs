@@ -12,26 +12,13 @@
 
 use canary_lab::backend::Backend;
 use canary_lab::envoy::{Delivery, Envoy, EnvoySpec};
+use canary_lab::stub_module::{self, OnRequest};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::procfs;
 use crate::stats::Spread;
-
-/// A proxy-wasm module that does nothing: every callback returns at once.
-pub const PASSTHROUGH_WAT: &str = r#"(module
-  (memory (export "memory") 2)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 65536)
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)
-  (func (export "proxy_on_log") (param i32))
-  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
-  (func (export "proxy_on_delete") (param i32)))"#;
 
 /// The three configurations, in the order they are run each round.
 pub const CONFIGURATIONS: [&str; 3] = ["native", "floor", "canary"];
@@ -114,7 +101,8 @@ pub async fn measure(
     let stable = Backend::start("v1").await.map_err(|e| e.to_string())?;
     let canary = Backend::start("v2").await.map_err(|e| e.to_string())?;
     let passthrough = work.join("passthrough.wasm");
-    let module = wat::parse_str(PASSTHROUGH_WAT).map_err(|e| e.to_string())?;
+    let module =
+        wat::parse_str(stub_module::wat(OnRequest::Continue)).map_err(|e| e.to_string())?;
     std::fs::write(&passthrough, module).map_err(|e| e.to_string())?;
     let config = serde_json::json!({
         "routes": [{ "name": "app", "match": { "hosts": ["*"] }, "stable": "v1", "canary": "v2", "canary_weight": 10, "default_version": "v1" }]
