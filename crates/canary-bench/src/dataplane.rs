@@ -96,8 +96,6 @@ pub async fn measure(
     work: &Path,
     before: Option<&Path>,
 ) -> Result<DataPlane, String> {
-    let wrk =
-        which("wrk").ok_or("wrk not found: run `make setup` (installs the Debian package wrk)")?;
     let stable = Backend::start("v1").await.map_err(|e| e.to_string())?;
     let canary = Backend::start("v2").await.map_err(|e| e.to_string())?;
     let passthrough = work.join("passthrough.wasm");
@@ -113,11 +111,11 @@ pub async fn measure(
         "routes": [{ "name": "app", "match": { "hosts": ["*"] }, "stable": "v1", "canary": "v2", "canary_weight": 10 }]
     })
     .to_string();
-    let mut envoys = Vec::new();
     let names = CONFIGURATIONS
         .iter()
         .map(|n| ((*n).to_owned(), None))
         .chain(before.map(|m| (BEFORE.to_owned(), Some(m.to_path_buf()))));
+    let mut variants = Vec::new();
     for (name, module) in names {
         let filter_config = if name == BEFORE {
             &before_config
@@ -139,50 +137,9 @@ pub async fn measure(
             "floor" => spec.module = Some(passthrough.clone()),
             _ => spec.module = module,
         }
-        let envoy = Envoy::start(&spec)
-            .await
-            .map_err(|e| format!("{name}: {e}"))?;
-        envoys.push((name, envoy));
+        variants.push((name, spec));
     }
-    // Warm up every configuration (connections, VM, caches).
-    for (_, envoy) in &envoys {
-        run_wrk(&wrk, envoy, 1, connections)?;
-    }
-    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); envoys.len()];
-    for round in 0..rounds {
-        for (i, (name, envoy)) in envoys.iter().enumerate() {
-            let before = procfs::cpu_time(envoy.pid()).ok_or("cannot read Envoy's CPU time")?;
-            let mut run = run_wrk(&wrk, envoy, seconds, connections)?;
-            let after = procfs::cpu_time(envoy.pid()).ok_or("cannot read Envoy's CPU time")?;
-            let cpu = after.saturating_sub(before);
-            run.cpu_us_per_request = cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64;
-            run.rss_mib = procfs::rss_kib(envoy.pid()).unwrap_or(0) as f64 / 1024.0;
-            eprintln!(
-                "  data plane round {}/{rounds} {name:<7} {:>8.1} rps  {:>6.1} µs CPU/request  p99 {:.2} ms",
-                round + 1,
-                run.requests_per_second,
-                run.cpu_us_per_request,
-                run.p99_ms
-            );
-            runs[i].push(run);
-        }
-    }
-    let configurations: Vec<Configuration> = envoys
-        .iter()
-        .zip(runs)
-        .map(|((name, _), runs)| {
-            let pick = |f: fn(&Run) -> f64| Spread::of(&runs.iter().map(f).collect::<Vec<_>>());
-            Configuration {
-                name: name.clone(),
-                cpu_us_per_request: pick(|r| r.cpu_us_per_request),
-                requests_per_second: pick(|r| r.requests_per_second),
-                p50_ms: pick(|r| r.p50_ms),
-                p99_ms: pick(|r| r.p99_ms),
-                rss_mib: pick(|r| r.rss_mib),
-                runs,
-            }
-        })
-        .collect();
+    let configurations = measure_variants(&variants, rounds, seconds, connections).await?;
     let cpu = |name: &str| {
         configurations
             .iter()
@@ -204,6 +161,64 @@ pub async fn measure(
         extra_over_floor_extra: (ours - native) / (floor - native),
         configurations,
     })
+}
+
+/// Starts one Envoy per named spec and runs the same load against each in
+/// turn, `rounds` times, alternating, so machine noise hits all alike.
+pub async fn measure_variants(
+    variants: &[(String, EnvoySpec)],
+    rounds: usize,
+    seconds: u64,
+    connections: u32,
+) -> Result<Vec<Configuration>, String> {
+    let wrk =
+        which("wrk").ok_or("wrk not found: run `make setup` (installs the Debian package wrk)")?;
+    let mut envoys = Vec::new();
+    for (name, spec) in variants {
+        let envoy = Envoy::start(spec)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        envoys.push((name.clone(), envoy));
+    }
+    // Warm up every configuration (connections, VM, caches).
+    for (_, envoy) in &envoys {
+        run_wrk(&wrk, envoy, 1, connections)?;
+    }
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); envoys.len()];
+    for round in 0..rounds {
+        for (i, (name, envoy)) in envoys.iter().enumerate() {
+            let before = procfs::cpu_time(envoy.pid()).ok_or("cannot read Envoy's CPU time")?;
+            let mut run = run_wrk(&wrk, envoy, seconds, connections)?;
+            let after = procfs::cpu_time(envoy.pid()).ok_or("cannot read Envoy's CPU time")?;
+            let cpu = after.saturating_sub(before);
+            run.cpu_us_per_request = cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64;
+            run.rss_mib = procfs::rss_kib(envoy.pid()).unwrap_or(0) as f64 / 1024.0;
+            eprintln!(
+                "  data plane round {}/{rounds} {name:<12} {:>8.1} rps  {:>6.1} µs CPU/request  p99 {:.2} ms",
+                round + 1,
+                run.requests_per_second,
+                run.cpu_us_per_request,
+                run.p99_ms
+            );
+            runs[i].push(run);
+        }
+    }
+    Ok(envoys
+        .iter()
+        .zip(runs)
+        .map(|((name, _), runs)| {
+            let pick = |f: fn(&Run) -> f64| Spread::of(&runs.iter().map(f).collect::<Vec<_>>());
+            Configuration {
+                name: name.clone(),
+                cpu_us_per_request: pick(|r| r.cpu_us_per_request),
+                requests_per_second: pick(|r| r.requests_per_second),
+                p50_ms: pick(|r| r.p50_ms),
+                p99_ms: pick(|r| r.p99_ms),
+                rss_mib: pick(|r| r.rss_mib),
+                runs,
+            }
+        })
+        .collect())
 }
 
 fn which(program: &str) -> Option<PathBuf> {
