@@ -5,6 +5,7 @@
 #   make test    setup, lint, unit and end-to-end tests (what CI runs)
 #
 #   make bench   benchmarks, written to BENCHMARKS.md
+#   make bench-guard  only the in-proxy guard's rows of BENCHMARKS.md
 #   make judge-sim  the judge's simulated rollouts: false rollbacks and
 #                detection times (JUDGE_RUNS=2000 per row)
 #   make fuzz    every parser of outside input fed FUZZ_INPUTS mutated inputs
@@ -23,7 +24,7 @@ WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
 MANIFESTS_PYTHON := $(CURDIR)/.tools/manifests-venv/bin/python
 
-.PHONY: all setup wasm wasm-size build demo bench judge-sim fuzz lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
+.PHONY: all setup wasm wasm-size build demo bench bench-guard judge-sim fuzz lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
 
 all: wasm
 
@@ -55,6 +56,11 @@ demo: setup wasm build
 bench: setup wasm
 	$(CARGO) build --release -p canary -p canary-bench
 	ENVOY=$(ENVOY) CANARY_BIN=$(CURDIR)/target/release/canary target/release/canary-bench
+
+## bench-guard: the in-proxy guard alone (cut-off in a real Envoy, cost guard on vs off, simulated false trips) -> its rows of BENCHMARKS.md
+bench-guard: setup wasm
+	$(CARGO) build --release -p canary-bench
+	ENVOY=$(ENVOY) target/release/canary-bench --guard-only
 
 ## judge-sim: the judge's simulation sweep (false rollbacks, detection times), Markdown tables on stdout
 JUDGE_RUNS ?= 2000

@@ -56,6 +56,7 @@ fn the_success_scenario_promotes_and_answers_every_request() {
         "[ok] DEPLOYMENT SUCCESSFUL - NEW VERSION IS LIVE"
     );
     assert_eq!(summary["failed_requests"], 0, "{summary}");
+    assert_eq!(summary["guard_trip"], Value::Null, "{summary}");
     assert!(summary["requests_by_version"]["v1"].as_u64().unwrap() > 0);
     assert!(summary["requests_by_version"]["v2"].as_u64().unwrap() > 0);
     assert_eq!(summary["final_traffic"]["stable"], "v2");
@@ -81,6 +82,22 @@ fn the_failure_scenario_rolls_back_and_fails_nothing_afterwards() {
     assert!(
         summary["fault_to_rollback_ms"].as_u64().is_some(),
         "{summary}"
+    );
+    // The in-proxy guard cut the canary off: the failed requests are the
+    // ones before its trip, and it names its evidence.
+    let trip = &summary["guard_trip"];
+    assert_eq!(trip["failed_after"], 0, "{summary}");
+    let before = trip["failed_before"].as_u64().expect("counted");
+    assert!(before >= 1, "{summary}");
+    assert_eq!(
+        summary["failed_requests"].as_u64(),
+        Some(before),
+        "{summary}"
+    );
+    let evidence = trip["evidence"].as_str().expect("the trip's log line");
+    assert!(
+        evidence.starts_with("guard tripped on route \"app\": canary \"v2\""),
+        "{evidence}"
     );
     assert_eq!(summary["canary_scaled_down"], true);
     assert!(

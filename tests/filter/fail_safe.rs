@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use canary_e2e::setup::{filter_config, served_by, Rig};
 use canary_lab::envoy::{Delivery, PushOutcome};
+use canary_lab::stub_module::{self, OnRequest};
 use serde_json::json;
 
 /// A module that does not load: random bytes.
@@ -18,21 +19,7 @@ fn garbage_module(dir: &tempfile_dir::Dir) -> std::path::PathBuf {
 
 /// A proxy-wasm module that traps on every request.
 fn trapping_module(dir: &tempfile_dir::Dir) -> std::path::PathBuf {
-    let wasm = wat::parse_str(
-        r#"(module
-          (memory (export "memory") 2)
-          (func (export "proxy_abi_version_0_2_1"))
-          (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 65536)
-          (func (export "proxy_on_context_create") (param i32 i32))
-          (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
-          (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
-          (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) unreachable)
-          (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)
-          (func (export "proxy_on_log") (param i32))
-          (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
-          (func (export "proxy_on_delete") (param i32)))"#,
-    )
-    .unwrap();
+    let wasm = wat::parse_str(stub_module::wat(OnRequest::Trap)).unwrap();
     let path = dir.path().join("trap.wasm");
     std::fs::write(&path, wasm).unwrap();
     path

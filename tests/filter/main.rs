@@ -6,6 +6,7 @@ mod ecds_updates;
 mod fail_safe;
 mod guard;
 mod overrides;
+mod refused_log;
 mod split;
 mod splits;
 mod stats;

@@ -130,7 +130,7 @@ async fn cookies_work_as_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_that_are_not_utf8_stay_sticky() {
+async fn keys_that_are_not_utf8_are_hashed_as_bytes_and_stay_sticky() {
     let rig = Rig::start(
         Delivery::Inline,
         &filter_config(50.0, json!({ "sticky": { "header": "x-user-id" } })),
@@ -155,6 +155,20 @@ async fn keys_that_are_not_utf8_stay_sticky() {
             seen.len(),
             1,
             "key {key:?} moved between versions: {seen:?}"
+        );
+        // Hashed as the raw bytes: the version the shared hash gives for
+        // them (the salt defaults to the entry's name).
+        let half = canary_config::weight::Weight::from_basis_points(5_000);
+        let bucket = canary_config::sticky::bucket_of(b"app", key);
+        let expected = if half.is_some_and(|w| w.admits(bucket)) {
+            "v2"
+        } else {
+            "v1"
+        };
+        assert_eq!(
+            seen.keys().next().copied(),
+            Some(expected),
+            "key {key:?} is not hashed as its bytes"
         );
     }
 }

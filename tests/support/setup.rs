@@ -181,28 +181,10 @@ impl Rig {
     /// holds at least one of their connections, so load sent through all
     /// of them reaches every worker. Fails after 32 clients.
     pub async fn clients_on_every_worker(&self, workers: u32) -> Vec<Client> {
-        let mut clients = Vec::new();
-        while clients.len() < 32 {
-            let client = Client::new(self.envoy.listener(), HOST);
-            client.get("/", &[]).await.expect("answered");
-            clients.push(client);
-            let counters = self.envoy.counters().await.unwrap_or_default();
-            // `listener.<address>_<configured port>.worker_<w>.downstream_cx_active`
-            let busy = (0..workers)
-                .filter(|w| {
-                    let suffix = format!(".worker_{w}.downstream_cx_active");
-                    counters.iter().any(|(name, value)| {
-                        name.starts_with("listener.127.0.0.1_")
-                            && name.ends_with(&suffix)
-                            && *value > 0
-                    })
-                })
-                .count();
-            if busy == workers as usize {
-                return clients;
-            }
-        }
-        panic!("32 connections never reached all {workers} of Envoy's workers");
+        self.envoy
+            .clients_on_every_worker(HOST, workers)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
     }
 
     /// Waits until Envoy's `name` counter reaches `at_least`, up to `timeout`.

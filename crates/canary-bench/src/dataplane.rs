@@ -12,26 +12,13 @@
 
 use canary_lab::backend::Backend;
 use canary_lab::envoy::{Delivery, Envoy, EnvoySpec};
+use canary_lab::stub_module::{self, OnRequest};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::procfs;
 use crate::stats::Spread;
-
-/// A proxy-wasm module that does nothing: every callback returns at once.
-pub const PASSTHROUGH_WAT: &str = r#"(module
-  (memory (export "memory") 2)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 65536)
-  (func (export "proxy_on_context_create") (param i32 i32))
-  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_configure") (param i32 i32) (result i32) i32.const 1)
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) i32.const 0)
-  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)
-  (func (export "proxy_on_log") (param i32))
-  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
-  (func (export "proxy_on_delete") (param i32)))"#;
 
 /// The three configurations, in the order they are run each round.
 pub const CONFIGURATIONS: [&str; 3] = ["native", "floor", "canary"];
@@ -109,12 +96,11 @@ pub async fn measure(
     work: &Path,
     before: Option<&Path>,
 ) -> Result<DataPlane, String> {
-    let wrk =
-        which("wrk").ok_or("wrk not found: run `make setup` (installs the Debian package wrk)")?;
     let stable = Backend::start("v1").await.map_err(|e| e.to_string())?;
     let canary = Backend::start("v2").await.map_err(|e| e.to_string())?;
     let passthrough = work.join("passthrough.wasm");
-    let module = wat::parse_str(PASSTHROUGH_WAT).map_err(|e| e.to_string())?;
+    let module =
+        wat::parse_str(stub_module::wat(OnRequest::Continue)).map_err(|e| e.to_string())?;
     std::fs::write(&passthrough, module).map_err(|e| e.to_string())?;
     let config = serde_json::json!({
         "routes": [{ "name": "app", "match": { "hosts": ["*"] }, "stable": "v1", "canary": "v2", "canary_weight": 10, "default_version": "v1" }]
@@ -125,11 +111,11 @@ pub async fn measure(
         "routes": [{ "name": "app", "match": { "hosts": ["*"] }, "stable": "v1", "canary": "v2", "canary_weight": 10 }]
     })
     .to_string();
-    let mut envoys = Vec::new();
     let names = CONFIGURATIONS
         .iter()
         .map(|n| ((*n).to_owned(), None))
         .chain(before.map(|m| (BEFORE.to_owned(), Some(m.to_path_buf()))));
+    let mut variants = Vec::new();
     for (name, module) in names {
         let filter_config = if name == BEFORE {
             &before_config
@@ -151,50 +137,9 @@ pub async fn measure(
             "floor" => spec.module = Some(passthrough.clone()),
             _ => spec.module = module,
         }
-        let envoy = Envoy::start(&spec)
-            .await
-            .map_err(|e| format!("{name}: {e}"))?;
-        envoys.push((name, envoy));
+        variants.push((name, spec));
     }
-    // Warm up every configuration (connections, VM, caches).
-    for (_, envoy) in &envoys {
-        run_wrk(&wrk, envoy, 1, connections)?;
-    }
-    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); envoys.len()];
-    for round in 0..rounds {
-        for (i, (name, envoy)) in envoys.iter().enumerate() {
-            let before = procfs::cpu_time(envoy.pid()).ok_or("cannot read Envoy's CPU time")?;
-            let mut run = run_wrk(&wrk, envoy, seconds, connections)?;
-            let after = procfs::cpu_time(envoy.pid()).ok_or("cannot read Envoy's CPU time")?;
-            let cpu = after.saturating_sub(before);
-            run.cpu_us_per_request = cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64;
-            run.rss_mib = procfs::rss_kib(envoy.pid()).unwrap_or(0) as f64 / 1024.0;
-            eprintln!(
-                "  data plane round {}/{rounds} {name:<7} {:>8.1} rps  {:>6.1} µs CPU/request  p99 {:.2} ms",
-                round + 1,
-                run.requests_per_second,
-                run.cpu_us_per_request,
-                run.p99_ms
-            );
-            runs[i].push(run);
-        }
-    }
-    let configurations: Vec<Configuration> = envoys
-        .iter()
-        .zip(runs)
-        .map(|((name, _), runs)| {
-            let pick = |f: fn(&Run) -> f64| Spread::of(&runs.iter().map(f).collect::<Vec<_>>());
-            Configuration {
-                name: name.clone(),
-                cpu_us_per_request: pick(|r| r.cpu_us_per_request),
-                requests_per_second: pick(|r| r.requests_per_second),
-                p50_ms: pick(|r| r.p50_ms),
-                p99_ms: pick(|r| r.p99_ms),
-                rss_mib: pick(|r| r.rss_mib),
-                runs,
-            }
-        })
-        .collect();
+    let configurations = measure_variants(&variants, rounds, seconds, connections).await?;
     let cpu = |name: &str| {
         configurations
             .iter()
@@ -216,6 +161,64 @@ pub async fn measure(
         extra_over_floor_extra: (ours - native) / (floor - native),
         configurations,
     })
+}
+
+/// Starts one Envoy per named spec and runs the same load against each in
+/// turn, `rounds` times, alternating, so machine noise hits all alike.
+pub async fn measure_variants(
+    variants: &[(String, EnvoySpec)],
+    rounds: usize,
+    seconds: u64,
+    connections: u32,
+) -> Result<Vec<Configuration>, String> {
+    let wrk =
+        which("wrk").ok_or("wrk not found: run `make setup` (installs the Debian package wrk)")?;
+    let mut envoys = Vec::new();
+    for (name, spec) in variants {
+        let envoy = Envoy::start(spec)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        envoys.push((name.clone(), envoy));
+    }
+    // Warm up every configuration (connections, VM, caches).
+    for (_, envoy) in &envoys {
+        run_wrk(&wrk, envoy, 1, connections)?;
+    }
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); envoys.len()];
+    for round in 0..rounds {
+        for (i, (name, envoy)) in envoys.iter().enumerate() {
+            let before = procfs::cpu_time(envoy.pid()).ok_or("cannot read Envoy's CPU time")?;
+            let mut run = run_wrk(&wrk, envoy, seconds, connections)?;
+            let after = procfs::cpu_time(envoy.pid()).ok_or("cannot read Envoy's CPU time")?;
+            let cpu = after.saturating_sub(before);
+            run.cpu_us_per_request = cpu.as_secs_f64() * 1e6 / run.requests.max(1) as f64;
+            run.rss_mib = procfs::rss_kib(envoy.pid()).unwrap_or(0) as f64 / 1024.0;
+            eprintln!(
+                "  data plane round {}/{rounds} {name:<12} {:>8.1} rps  {:>6.1} µs CPU/request  p99 {:.2} ms",
+                round + 1,
+                run.requests_per_second,
+                run.cpu_us_per_request,
+                run.p99_ms
+            );
+            runs[i].push(run);
+        }
+    }
+    Ok(envoys
+        .iter()
+        .zip(runs)
+        .map(|((name, _), runs)| {
+            let pick = |f: fn(&Run) -> f64| Spread::of(&runs.iter().map(f).collect::<Vec<_>>());
+            Configuration {
+                name: name.clone(),
+                cpu_us_per_request: pick(|r| r.cpu_us_per_request),
+                requests_per_second: pick(|r| r.requests_per_second),
+                p50_ms: pick(|r| r.p50_ms),
+                p99_ms: pick(|r| r.p99_ms),
+                rss_mib: pick(|r| r.rss_mib),
+                runs,
+            }
+        })
+        .collect())
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -4,6 +4,7 @@
 
 mod dataplane;
 mod detection;
+mod guard;
 mod procfs;
 mod push_latency;
 mod report;
@@ -48,6 +49,28 @@ struct Args {
     /// measuring).
     #[arg(long)]
     render_from: Option<PathBuf>,
+    /// Only the in-proxy guard's measurements (`make bench-guard`): the
+    /// other sections of the raw results are kept as they are.
+    #[arg(long)]
+    guard_only: bool,
+    /// Skip the in-proxy guard's measurements.
+    #[arg(long)]
+    skip_guard: bool,
+    /// Hard-failure onsets for the guard's cut-off.
+    #[arg(long, default_value_t = 20)]
+    guard_onsets: usize,
+    /// Rounds of the guard's cost comparison.
+    #[arg(long, default_value_t = 7)]
+    guard_rounds: usize,
+    /// Simulated rollouts per error rate for the guard's false trips.
+    #[arg(long, default_value_t = 10_000)]
+    guard_rollouts: u64,
+    /// Canary requests per simulated rollout.
+    #[arg(long, default_value_t = 100_000)]
+    guard_canary_requests: u64,
+    /// Simulated rollouts per lower threshold (checks of the bound).
+    #[arg(long, default_value_t = 20_000)]
+    guard_bound_rollouts: u64,
     /// Where the markdown goes.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -94,6 +117,26 @@ async fn run(args: &Args) -> Result<(), String> {
         return Ok(());
     }
     let started = Instant::now();
+    let guard_plan = guard::Plan {
+        onsets: args.guard_onsets,
+        rounds: args.guard_rounds,
+        seconds: args.seconds,
+        connections: args.connections,
+        rollouts: args.guard_rollouts,
+        canary_requests: args.guard_canary_requests,
+        bound_rollouts: args.guard_bound_rollouts,
+    };
+    if args.guard_only {
+        // The rest of the raw results stays as the last full run left it.
+        let mut results: Results = std::fs::read_to_string(&args.json)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        let mut bench = guard::measure(guard_plan).await?;
+        bench.date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+        results.guard = Some(bench);
+        return write_results(args, &results);
+    }
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let module = canary_lab::paths::filter_module()?;
     let mut results = Results {
@@ -143,22 +186,30 @@ async fn run(args: &Args) -> Result<(), String> {
         eprintln!("canary-bench: config push latency ({} pushes)", args.pushes);
         results.push_latency = push_latency::measure(args.pushes).await?;
     }
+    if !args.skip_guard && !args.data_plane_only {
+        let mut bench = guard::measure(guard_plan).await?;
+        bench.date = results.date.clone();
+        results.guard = Some(bench);
+    }
     results.seconds = started.elapsed().as_secs_f64();
+    write_results(args, &results)
+}
+
+fn write_results(args: &Args, results: &Results) -> Result<(), String> {
     if let Some(parent) = args.json.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
     std::fs::write(
         &args.json,
-        serde_json::to_string_pretty(&results).unwrap_or_default(),
+        serde_json::to_string_pretty(results).unwrap_or_default(),
     )
     .map_err(|e| format!("writing {}: {e}", args.json.display()))?;
-    std::fs::write(&args.out, report::markdown(&results))
+    std::fs::write(&args.out, report::markdown(results))
         .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
     eprintln!(
-        "canary-bench: wrote {} and {} in {:.0} s",
+        "canary-bench: wrote {} and {}",
         args.out.display(),
-        args.json.display(),
-        results.seconds
+        args.json.display()
     );
     Ok(())
 }

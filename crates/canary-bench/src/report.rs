@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataplane::DataPlane;
 use crate::detection::{Detection, Footprint};
+use crate::guard::GuardBench;
 use crate::push_latency::PushLatency;
 
 /// Everything one `make bench` measured.
@@ -27,6 +28,9 @@ pub struct Results {
     pub controller: Footprint,
     /// Wall time of the whole run, seconds.
     pub seconds: f64,
+    /// The in-proxy guard (also measured alone by `make bench-guard`).
+    #[serde(default)]
+    pub guard: Option<GuardBench>,
 }
 
 /// The markdown.
@@ -80,9 +84,13 @@ pub fn markdown(results: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "- The controller used at most **{:.1} MiB** RSS and {:.1}% of one core during {:.0} s of rollouts.\n",
+        "- The controller used at most **{:.1} MiB** RSS and {:.1}% of one core during {:.0} s of rollouts.",
         results.controller.max_rss_mib, results.controller.cpu_percent, results.controller.seconds
     );
+    if let Some(guard) = &results.guard {
+        guard_headline(&mut out, guard);
+    }
+    let _ = writeln!(out);
 
     let _ = writeln!(out, "## 1. Data-plane cost\n");
     let _ = writeln!(
@@ -118,6 +126,9 @@ pub fn markdown(results: &Results) -> String {
         out,
         "Where the filter's cost over the floor goes: per request it makes five host calls the floor does not (the `response.code` property, which the host hands back through an allocation in the VM, two clock reads and one histogram sample for the latency, and the routing header write for requests that leave the default route, which also makes Envoy match the route again), plus a map entry per request in flight. Counters cost no host call on the request path. Each host call into Envoy's V8 runtime costs on the order of a microsecond here, which is why the filter's extra cost stays around twice the floor's: the target of 1.2 times the floor's extra cost is not reached while every request is counted exactly and timed.\n"
     );
+    if let Some(guard) = &results.guard {
+        guard_cost(&mut out, guard);
+    }
     let _ = writeln!(out, "## 2. Time to stop a bad canary\n");
     let _ = writeln!(
         out,
@@ -157,21 +168,28 @@ pub fn markdown(results: &Results) -> String {
         "`canary run` (release build) sampled every 100 ms during the detection runs: at most **{:.1} MiB** resident, **{:.1}%** of one core on average over {:.0} s (scraping Envoy every 500 ms and measuring every second in the recommended runs).",
         results.controller.max_rss_mib, results.controller.cpu_percent, results.controller.seconds
     );
+    if let Some(guard) = &results.guard {
+        guard_section(&mut out, guard);
+    }
     let _ = writeln!(out, "\n## Reproduce\n");
     let _ = writeln!(
         out,
-        "```sh\nmake bench      # builds release binaries, runs everything, rewrites BENCHMARKS.md\n```\n\nIt needs `wrk` (installed by `make setup`). Raw numbers of the run are in `bench/results.json`. `bench/canary-filter-before.wasm` is the filter before the per-request optimisation (`make wasm` at commit e80c81c), kept so both are measured side by side."
+        "```sh\nmake bench        # builds release binaries, runs everything, rewrites BENCHMARKS.md\nmake bench-guard  # only the guard's rows (sections 1 and 5); keeps the rest of bench/results.json\n```\n\nIt needs `wrk` (installed by `make setup`). Raw numbers of the run are in `bench/results.json`. `bench/canary-filter-before.wasm` is the filter before the per-request optimisation (`make wasm` at commit e80c81c), kept so both are measured side by side."
     );
     out
 }
 
 fn data_plane_table(out: &mut String, dp: &DataPlane) {
+    configurations_table(out, &dp.configurations);
+}
+
+fn configurations_table(out: &mut String, configurations: &[crate::dataplane::Configuration]) {
     let _ = writeln!(
         out,
         "| configuration | CPU µs / request | requests / s | p50 ms | p99 ms | Envoy RSS MiB |"
     );
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
-    for c in &dp.configurations {
+    for c in configurations {
         let _ = writeln!(
             out,
             "| {} | {:.1} ({:.1}–{:.1}) | {:.0} ({:.0}–{:.0}) | {:.2} ({:.2}–{:.2}) | {:.2} ({:.2}–{:.2}) | {:.1} |",
@@ -201,5 +219,153 @@ fn timing_short(d: &Detection) -> &'static str {
     match d.timing {
         crate::detection::Timing::Seed => "seed timing",
         crate::detection::Timing::Fast => "recommended settings",
+    }
+}
+
+fn guard_headline(out: &mut String, guard: &GuardBench) {
+    let cut = &guard.cut_off;
+    let _ = writeln!(
+        out,
+        "- The in-proxy guard cut a canary failing every request off after **{:.0}** canary requests past the onset (median; max {:.0}; {} onsets at {:.0}% of {:.0} requests/s, {} workers; target ≤ {}).",
+        cut.spread.median,
+        cut.spread.max,
+        cut.runs.len(),
+        cut.canary_percent,
+        cut.rate,
+        cut.workers,
+        crate::guard::CUT_OFF_TARGET
+    );
+    let cost = &guard.cost;
+    let _ = writeln!(
+        out,
+        "- With the guard on, Envoy's CPU per request is **{:.3}×** the guard-off figure (median of {} alternated rounds, {:.3}–{:.3}; target ≤ 1.05).",
+        cost.ratio.median, cost.rounds, cost.ratio.min, cost.ratio.max
+    );
+    let ft = &guard.false_trips;
+    let worst = ft.rows.iter().map(|r| r.upper_95).fold(0.0f64, f64::max);
+    let _ = writeln!(
+        out,
+        "- False trips: {} of {} simulated rollouts per error rate tripped, at error rates up to {}% (95% upper bound {:.3}% per proxy and rollout of {} canary requests); the proven bound is {:.3}% per proxy over {} canary requests in one generation (target ≤ 0.1%).",
+        ft.rows.iter().map(|r| r.trips).sum::<u64>(),
+        ft.rollouts,
+        ft.rows.iter().map(|r| r.error_percent).fold(0.0f64, f64::max),
+        100.0 * worst,
+        ft.canary_requests,
+        100.0 * ft.assumed_bound,
+        ft.assumed_canary_requests
+    );
+}
+
+fn guard_cost(out: &mut String, guard: &GuardBench) {
+    let cost = &guard.cost;
+    let _ = writeln!(out, "### With the in-proxy guard on\n");
+    let _ = writeln!(
+        out,
+        "Measured {}: two Envoys with {} workers each, the same filter module, the same two upstreams and the same load (`wrk -t1 -c{}`, {} s per run), 10% canary; `guard-on` adds `\"guard\": {{}}` to the route entry (both versions healthy, so it never trips and every canary outcome goes through the pooled evidence: one shared-data read and one compare-and-swap write). The two are alternated over {} rounds; the ratio is taken per round.\n",
+        guard.date, cost.workers, cost.connections, cost.seconds_per_run, cost.rounds
+    );
+    configurations_table(out, &cost.configurations);
+    let ratios: Vec<String> = cost.ratios.iter().map(|r| format!("{r:.3}")).collect();
+    let _ = writeln!(
+        out,
+        "\nguard-on ÷ guard-off, CPU per request, per round: {}; median **{:.3}** ({:.3}–{:.3}). Target: within 5% ({}).\n",
+        ratios.join(", "),
+        cost.ratio.median,
+        cost.ratio.min,
+        cost.ratio.max,
+        if cost.ratio.median <= 1.05 { "met" } else { "not met" }
+    );
+}
+
+fn guard_section(out: &mut String, guard: &GuardBench) {
+    let cut = &guard.cut_off;
+    let _ = writeln!(out, "\n## 5. The in-proxy guard\n");
+    let _ = writeln!(out, "Measured {} (`make bench-guard`).\n", guard.date);
+    let _ = writeln!(out, "### Hard failure → canary cut off\n");
+    let _ = writeln!(
+        out,
+        "One Envoy with {} workers and the guard on, {:.0} requests per second spread over connections held by both workers, the canary at {:.0}%. Each onset runs in a new generation of the split (fresh evidence): 2 s of a healthy canary, then it answers 503 to everything; counted at the canary upstream: the requests it served from the onset until 1 s after the `guard_tripped` gauge showed the trip (every one of them failed).\n",
+        cut.workers, cut.rate, cut.canary_percent
+    );
+    let _ = writeln!(out, "| onsets | canary requests past onset: median | min | max | onsets within ≤ {} | gauge showed the trip after (median) |", crate::guard::CUT_OFF_TARGET);
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+    let gauge =
+        crate::stats::Spread::of(&cut.gauge_ms.iter().map(|&m| m as f64).collect::<Vec<_>>());
+    let _ = writeln!(
+        out,
+        "| {} | **{:.0}** | {:.0} | {:.0} | {} of {} | {:.0} ms |",
+        cut.runs.len(),
+        cut.spread.median,
+        cut.spread.min,
+        cut.spread.max,
+        cut.within_target,
+        cut.runs.len(),
+        gauge.median
+    );
+    let runs: Vec<String> = cut.runs.iter().map(u64::to_string).collect();
+    let _ = writeln!(
+        out,
+        "\nPer onset: {}. From a statistic of zero the rule trips on the {}th canary failure in a row (`GuardRule::hard_failure_requests`); what the upstream serves beyond that is what reached the canary while the trip was being recorded and read by the workers. The gauge time includes the filter's 250 ms hand-over to Envoy and the 20 ms polling.\n",
+        runs.join(", "),
+        canary_config::guard::GuardRule::new(canary_config::schema::DEFAULT_BASELINE_ERROR)
+            .hard_failure_requests()
+    );
+    let ft = &guard.false_trips;
+    let _ = writeln!(out, "### False trips\n");
+    let _ = writeln!(
+        out,
+        "Simulated rollouts through the guard's own rule (`GuardRule` and `Evidence` from `crates/canary-config/src/guard.rs`, driven by `crates/canary-config/src/guard_sim.rs`), fixed seeds: {} rollouts of {} canary requests per error rate, the canary failing at that rate, baseline {}%, threshold {} nats. The canary is simulated alone (the null stays at the baseline); stable's outcomes can only raise the null and lower a failure's evidence, so this is the worst case.\n",
+        ft.rollouts, ft.canary_requests, ft.baseline_percent, ft.threshold_nats
+    );
+    let _ = writeln!(
+        out,
+        "| error rate (both versions) | rollouts tripped | 95% upper bound per proxy and rollout |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- |");
+    for row in &ft.rows {
+        let _ = writeln!(
+            out,
+            "| {}% | {} of {} | {:.3}% |",
+            row.error_percent,
+            row.trips,
+            ft.rollouts,
+            100.0 * row.upper_95
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nAt the shipped threshold a trip is too rare to count directly; the bound `n·e^-h` (Ville's inequality on each run of the statistic, a union over starting points) is checked where trips are frequent enough, at lower thresholds, the canary failing at the 5% baseline:\n"
+    );
+    let _ = writeln!(
+        out,
+        "| threshold h | canary requests n | rollouts | tripped | 95% upper bound | bound n·e^-h |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+    for check in &ft.bound_checks {
+        let _ = writeln!(
+            out,
+            "| {} nats | {} | {} | {} | {:.2}% | {:.2}% |",
+            check.threshold_nats,
+            check.canary_requests,
+            check.rollouts,
+            check.trips,
+            100.0 * check.upper_95,
+            100.0 * check.bound
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nAt {} nats the bound is {:.3}% per proxy for {} canary requests in one generation: at most 0.1% per proxy and rollout whenever a proxy sees no more canary requests than that between two generations.\n",
+        ft.threshold_nats,
+        100.0 * ft.assumed_bound,
+        ft.assumed_canary_requests
+    );
+    let _ = writeln!(out, "**A fleet of N proxies.** The controller rolls back everywhere on a trip at any one proxy, so the fleet's false-abort rate is at most N times the per-proxy rate (a union bound; the proxies' statistics are not assumed independent). To keep the fleet at or below 0.1% per rollout:\n");
+    let _ = writeln!(out, "| proxies N | canary requests per proxy and rollout, at most | fleet false-abort bound at that load |");
+    let _ = writeln!(out, "| --- | --- | --- |");
+    for n in [1u64, 10, 100, 1_000] {
+        let per_proxy = ft.assumed_canary_requests / n;
+        let fleet = (n as f64) * canary_config::guard::false_trip_bound(per_proxy);
+        let _ = writeln!(out, "| {n} | {per_proxy} | {:.3}% |", 100.0 * fleet);
     }
 }

@@ -9,6 +9,7 @@
 //! - [`split`]: a route entry's traffic split (`splits`), read and written.
 //! - [`select`]: choosing a version for a request.
 //! - [`guard`]: the in-proxy guard's sequential test.
+//! - `guard_sim` (feature `simulation`): simulated rollouts through it.
 //! - [`sticky`]: the sticky-key hash and cookie lookup.
 //! - [`host_match`]: `:authority` matching.
 //! - [`weight`]: weights in basis points.
@@ -21,6 +22,8 @@ pub mod compiled;
 pub mod document;
 pub mod ecds;
 pub mod guard;
+#[cfg(feature = "simulation")]
+pub mod guard_sim;
 pub mod host_match;
 pub mod quote;
 pub mod schema;

@@ -26,39 +26,11 @@ use canary_config::guard::{
     false_trip_bound, false_trip_bound_at, Evidence, GuardRule, StableBatch,
     ASSUMED_MAX_CANARY_REQUESTS, THRESHOLD,
 };
+use canary_config::guard_sim::{false_trips, upper_95};
 use canary_config::schema::DEFAULT_BASELINE_ERROR;
 
 fn rule() -> GuardRule {
     GuardRule::new(DEFAULT_BASELINE_ERROR)
-}
-
-/// One-sided 95% Clopper–Pearson upper bound of a binomial proportion.
-fn upper_95(successes: u64, trials: u64) -> f64 {
-    if successes >= trials {
-        return 1.0;
-    }
-    // P(X <= k; n, p), summed in log space.
-    let cdf = |p: f64| -> f64 {
-        let (n, k) = (trials as f64, successes);
-        let mut log_term = n * (1.0 - p).ln(); // i = 0
-        let mut total = log_term.exp();
-        for i in 1..=k {
-            let i = i as f64;
-            log_term += ((n - i + 1.0) / i).ln() + (p / (1.0 - p)).ln();
-            total += log_term.exp();
-        }
-        total
-    };
-    let (mut low, mut high) = (successes as f64 / trials as f64, 1.0);
-    for _ in 0..100 {
-        let mid = (low + high) / 2.0;
-        if cdf(mid) > 0.05 {
-            low = mid;
-        } else {
-            high = mid;
-        }
-    }
-    high
 }
 
 /// How a worker learns of a trip another worker made.
@@ -302,21 +274,6 @@ fn a_hard_failure_is_cut_off_within_ten_canary_requests() {
     // Without the read, the other worker sends its next canary-bound
     // request to the canary before it learns.
     assert!(mean(&by_tick) > mean(&counts));
-}
-
-/// The fraction of `trials` runs of `n` canary outcomes at `errors` that
-/// trip `rule`, the canary alone (no stable window: `p0` stays at the
-/// baseline). Stable's window can only raise `p0`, and a higher `p0` only
-/// lowers a failure's evidence, so at every step this statistic is at
-/// least the one the filter keeps: it is the worst case for false trips.
-fn false_trips(rule: &GuardRule, errors: f64, n: u64, trials: u64, seed: u64) -> u64 {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    (0..trials)
-        .filter(|_| {
-            let mut evidence = Evidence::default();
-            (0..n).any(|_| evidence.add_canary(rule, rng.f64() < errors))
-        })
-        .count() as u64
 }
 
 #[test]

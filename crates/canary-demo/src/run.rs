@@ -10,7 +10,7 @@ use canary_standalone::RunOutcome as Outcome;
 
 use crate::scenario::{Scenario, Timings};
 use crate::stage::{Stage, StageError};
-use crate::summary::{FinalTraffic, Summary, PROMOTED_VERDICT, ROLLED_BACK_VERDICT};
+use crate::summary::{FinalTraffic, GuardTrip, Summary, PROMOTED_VERDICT, ROLLED_BACK_VERDICT};
 use crate::view;
 
 /// How the demo runs.
@@ -70,6 +70,7 @@ pub async fn run(
     let mut notes = Vec::new();
     let mut reached_25: Option<Instant> = None;
     let mut fault_at: Option<Duration> = None;
+    let mut guard = view::GuardView::default();
     let load_started = stage.load.as_ref().map(|l| l.started()).unwrap_or(started);
     let mut ticks = tokio::time::interval(FRAME);
     loop {
@@ -86,11 +87,11 @@ pub async fn run(
                 reached_25 = Some(Instant::now());
             }
             if reached_25.is_some_and(|at| at.elapsed() >= timings.fault_delay) {
-                stage.canary.set_error_rate(0.25);
+                stage.canary.set_error_rate(1.0);
                 stage.canary.set_healthy(false);
                 stage.canary.set_cpu_usage(0.97);
                 fault_at = Some(load_started.elapsed());
-                let note = "fault injected: v2 answers 25% errors, fails readiness, CPU at 97%";
+                let note = "fault injected: v2 fails every request, fails readiness, CPU at 97%";
                 if plain {
                     say(&format!("[{}] {note}", view::clock(started.elapsed())));
                 }
@@ -100,6 +101,21 @@ pub async fn run(
                 });
             }
         }
+        let seen = stage.guard().await;
+        if seen.tripped() && !guard.tripped() {
+            let text = format!(
+                "Envoy: {}",
+                seen.evidence
+                    .as_deref()
+                    .unwrap_or("guard tripped (the guard_tripped gauge shows 1)")
+            );
+            if plain {
+                say(&format!("[{}] {text}", view::clock(started.elapsed())));
+            }
+        }
+        if !guard.tripped() || seen.evidence.is_some() {
+            guard = seen;
+        }
         if live {
             let records = stage
                 .load
@@ -108,7 +124,7 @@ pub async fn run(
                 .unwrap_or_default();
             let traffic =
                 view::traffic_by_version(&records, load_started.elapsed(), Duration::from_secs(3));
-            let frame = view::frame(&title, started.elapsed(), &status, &traffic, &notes);
+            let frame = view::frame(&title, started.elapsed(), &status, &traffic, &guard, &notes);
             let mut out = std::io::stdout().lock();
             let _ = write!(out, "\x1b[H\x1b[2J{frame}");
             let _ = out.flush();
@@ -153,7 +169,7 @@ pub async fn run(
             load_started.elapsed(),
             Duration::from_secs(3),
         );
-        let frame = view::frame(&title, started.elapsed(), &status, &traffic, &notes);
+        let frame = view::frame(&title, started.elapsed(), &status, &traffic, &guard, &notes);
         let mut out = std::io::stdout().lock();
         let _ = write!(out, "\x1b[H\x1b[2J{frame}");
         let _ = out.flush();
@@ -167,7 +183,10 @@ pub async fn run(
         outcome,
         &status,
         &load,
-        fault_at,
+        FaultSeen {
+            at: fault_at,
+            guard: &guard,
+        },
         scaled_down,
         started.elapsed(),
     );
@@ -175,15 +194,27 @@ pub async fn run(
     Ok(summary)
 }
 
+/// What the run saw of the fault (failure scenario).
+struct FaultSeen<'a> {
+    /// The fault's onset, from the load's start.
+    at: Option<Duration>,
+    /// The in-proxy guard at the end.
+    guard: &'a view::GuardView,
+}
+
 fn summarise(
     options: &DemoOptions,
     outcome: Outcome,
     status: &canary_rollout::driver::Report,
     load: &LoadSummary,
-    fault_at: Option<Duration>,
+    fault: FaultSeen<'_>,
     scaled_down: bool,
     elapsed: Duration,
 ) -> Summary {
+    let FaultSeen {
+        at: fault_at,
+        guard,
+    } = fault;
     let (outcome_name, verdict, as_expected) = match outcome {
         Outcome::Promoted => (
             "promoted",
@@ -204,26 +235,44 @@ fn summarise(
         .into_iter()
         .map(|(version, n)| (version, n as u64))
         .collect();
-    let (fault_to_rollback_ms, failed_after_rollback) = match (outcome, fault_at) {
-        (Outcome::Aborted, Some(fault)) => {
-            let last_canary = load
-                .records
-                .iter()
-                .filter(|r| r.served_by() == Some("v2"))
-                .map(|r| r.sent_at)
-                .max()
-                .unwrap_or(fault);
-            let failed_after = load
-                .records
-                .iter()
-                .filter(|r| r.sent_at > last_canary && r.failed())
-                .count();
-            (
-                Some(last_canary.saturating_sub(fault).as_millis() as u64),
-                Some(failed_after as u64),
-            )
-        }
+    // The last request the canary served: where the guard (or the
+    // rollback) cut it off, as the clients saw it.
+    let last_canary = fault_at.map(|fault| {
+        load.records
+            .iter()
+            .filter(|r| r.served_by() == Some("v2"))
+            .map(|r| r.sent_at)
+            .max()
+            .unwrap_or(fault)
+    });
+    let failed_between = |from: Duration, to: Duration| {
+        load.records
+            .iter()
+            .filter(|r| r.sent_at >= from && r.sent_at <= to && r.failed())
+            .count() as u64
+    };
+    let (fault_to_rollback_ms, failed_after_rollback) = match (outcome, fault_at, last_canary) {
+        (Outcome::Aborted, Some(fault), Some(last)) => (
+            Some(last.saturating_sub(fault).as_millis() as u64),
+            Some(failed_between(
+                last + Duration::from_nanos(1),
+                Duration::MAX,
+            )),
+        ),
         _ => (None, None),
+    };
+    let trip = match (guard.tripped(), fault_at, last_canary) {
+        (true, Some(fault), Some(last)) => Some(GuardTrip {
+            evidence: guard.evidence.clone(),
+            failed_before: failed_between(fault, last),
+            failed_after: failed_between(last + Duration::from_nanos(1), Duration::MAX),
+        }),
+        (true, _, _) => Some(GuardTrip {
+            evidence: guard.evidence.clone(),
+            failed_before: 0,
+            failed_after: 0,
+        }),
+        _ => None,
     };
     Summary {
         scenario: options.scenario.name().to_owned(),
@@ -243,6 +292,7 @@ fn summarise(
         },
         canary_scaled_down: scaled_down,
         steps: status.steps,
+        guard_trip: trip,
     }
 }
 

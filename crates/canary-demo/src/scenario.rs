@@ -16,7 +16,9 @@ use std::time::Duration;
 pub enum Scenario {
     /// The canary is healthy: it is promoted step by step.
     Success,
-    /// The canary turns bad at 25%: the analysis fails and it is rolled back.
+    /// The canary turns bad at 25% (every request fails): the in-proxy
+    /// guard cuts it off within a few requests and the controller rolls it
+    /// back.
     Failure,
 }
 
@@ -182,7 +184,8 @@ pub fn filter_config() -> serde_json::Value {
             "canary": "v2",
             "canary_weight": 0,
             "default_version": "v1",
-            "override": { "enabled": false }
+            "override": { "enabled": false },
+            "guard": {}
         }]
     })
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_api::{Board, CommandRequest};
+use canary_config::stats_names::Metric;
 use canary_lab::backend::Backend;
 use canary_lab::envoy::{Delivery, Envoy, EnvoySpec};
 use canary_lab::load::{Client, LoadGenerator, LoadPlan};
@@ -22,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::scenario::{filter_config, rollout_yaml, Timings};
+use crate::view::{GuardView, ProxyGuard};
 
 /// Requests per second the demo's load generator sends.
 pub const RATE: f64 = 100.0;
@@ -159,6 +161,40 @@ impl Stage {
             commands,
             stop_controller: Some(stop_controller),
         })
+    }
+
+    /// The guard of route `app` as Envoy shows it: its gauges, and the
+    /// filter's log line once it tripped.
+    pub async fn guard(&self) -> GuardView {
+        let Ok(counters) = self.envoy.counters().await else {
+            return GuardView::default();
+        };
+        let value = |metric: Metric| counters.get(&metric.envoy_name("app", "v2")).copied();
+        let Some(tripped) = value(Metric::GuardTripped) else {
+            return GuardView::default();
+        };
+        let percent = |metric: Metric| value(metric).unwrap_or(0) as f64 / 100.0;
+        let proxy = ProxyGuard {
+            proxy: format!("envoy {}", self.envoy.admin()),
+            canary: "v2".into(),
+            tripped: tripped > 0,
+            effective_percent: percent(Metric::EffectiveWeight),
+            configured_percent: percent(Metric::Weight),
+        };
+        let evidence = proxy
+            .tripped
+            .then(|| {
+                let log = self.envoy.log();
+                log.lines().rev().find_map(|line| {
+                    line.split_once("canary: guard tripped")
+                        .map(|(_, rest)| format!("guard tripped{rest}"))
+                })
+            })
+            .flatten();
+        GuardView {
+            proxies: vec![proxy],
+            evidence,
+        }
     }
 
     /// Whether the controller has finished.

@@ -20,6 +20,18 @@ pub struct FinalTraffic {
     pub canary_weight: f64,
 }
 
+/// The in-proxy guard's trip, when it tripped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardTrip {
+    /// The filter's log line for the trip, with the evidence.
+    pub evidence: Option<String>,
+    /// Requests that failed from the fault's onset until the trip (the
+    /// last request the canary served).
+    pub failed_before: u64,
+    /// Requests that failed after the trip.
+    pub failed_after: u64,
+}
+
 /// What `--json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -51,6 +63,8 @@ pub struct Summary {
     pub canary_scaled_down: bool,
     /// Steps of the rollout.
     pub steps: usize,
+    /// The in-proxy guard's trip, if it tripped.
+    pub guard_trip: Option<GuardTrip>,
 }
 
 impl Summary {
@@ -71,6 +85,15 @@ impl Summary {
             by_version.join(", ")
         ));
         out.push_str(&format!("  failed       {}\n", self.failed_requests));
+        if let Some(trip) = &self.guard_trip {
+            out.push_str(&format!(
+                "  guard        tripped in Envoy: {} failed before the trip, {} after\n",
+                trip.failed_before, trip.failed_after
+            ));
+            if let Some(evidence) = &trip.evidence {
+                out.push_str(&format!("               {evidence}\n"));
+            }
+        }
         if let Some(ms) = self.fault_to_rollback_ms {
             out.push_str(&format!(
                 "  fault → rollback in effect  {:.2} s\n",

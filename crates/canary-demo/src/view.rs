@@ -61,6 +61,81 @@ pub fn traffic_by_version(
         .collect()
 }
 
+/// The in-proxy guard as the demo's Envoy shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GuardView {
+    /// Per Envoy (the demo runs one).
+    pub proxies: Vec<ProxyGuard>,
+    /// The filter's log line for the trip, with the evidence.
+    pub evidence: Option<String>,
+}
+
+/// One Envoy's guard for the canary of route `app`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProxyGuard {
+    /// Which Envoy.
+    pub proxy: String,
+    /// The canary version.
+    pub canary: String,
+    /// Whether the guard has tripped (`guard_tripped`).
+    pub tripped: bool,
+    /// The canary's share in force (`effective_weight_bp`), percent.
+    pub effective_percent: f64,
+    /// The canary's configured share (`weight_bp`), percent.
+    pub configured_percent: f64,
+}
+
+impl GuardView {
+    /// Whether any Envoy's guard has tripped.
+    pub fn tripped(&self) -> bool {
+        self.proxies.iter().any(|p| p.tripped)
+    }
+}
+
+/// The guard's part of the live view.
+fn guard_lines(out: &mut String, guard: &GuardView) {
+    let (dim, green, red, bold, reset) = ("\x1b[2m", "\x1b[32m", "\x1b[31m", "\x1b[1m", "\x1b[0m");
+    for p in &guard.proxies {
+        if p.tripped {
+            let _ = writeln!(
+                out,
+                "{dim}guard{reset}  {red}{bold}✘ TRIPPED{reset} in {}: canary {} gets {:.2}% (configured {:.2}%)",
+                p.proxy, p.canary, p.effective_percent, p.configured_percent
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "{dim}guard{reset}  {green}●{reset} watching in {}: canary {} gets {:.2}%",
+                p.proxy, p.canary, p.effective_percent
+            );
+        }
+    }
+    if let Some(evidence) = &guard.evidence {
+        for line in wrap(evidence, 64) {
+            let _ = writeln!(out, "       {red}{line}{reset}");
+        }
+    }
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// Something the demo itself did (the fault, the scale-down), shown among
 /// the decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +152,7 @@ pub fn frame(
     elapsed: Duration,
     status: &StatusView,
     traffic: &BTreeMap<String, VersionTraffic>,
+    guard: &GuardView,
     notes: &[Note],
 ) -> String {
     let mut out = String::new();
@@ -139,6 +215,7 @@ pub fn frame(
         };
         let _ = writeln!(out, "{dim}envoy{reset}  {mark} {}", applied.describe());
     }
+    guard_lines(&mut out, guard);
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -304,6 +381,46 @@ mod tests {
     }
 
     #[test]
+    fn the_frame_shows_the_guard_and_its_evidence() {
+        let mut guard = GuardView {
+            proxies: vec![ProxyGuard {
+                proxy: "envoy".into(),
+                canary: "v2".into(),
+                tripped: false,
+                effective_percent: 25.0,
+                configured_percent: 25.0,
+            }],
+            evidence: None,
+        };
+        let frame_of = |guard: &GuardView| {
+            frame(
+                "t",
+                Duration::ZERO,
+                &StatusView::default(),
+                &BTreeMap::new(),
+                guard,
+                &[],
+            )
+        };
+        assert!(frame_of(&guard).contains("watching in envoy: canary v2 gets 25.00%"));
+        guard.proxies[0].tripped = true;
+        guard.proxies[0].effective_percent = 0.0;
+        guard.evidence = Some(format!(
+            "guard tripped on route \"app\": {}",
+            "evidence ".repeat(20)
+        ));
+        let frame = frame_of(&guard);
+        assert!(
+            frame.contains("TRIPPED\x1b[0m in envoy: canary v2 gets 0.00% (configured 25.00%)"),
+            "{frame}"
+        );
+        assert!(frame.contains("guard tripped on route \"app\""), "{frame}");
+        assert!(wrap(&"word ".repeat(40), 64)
+            .iter()
+            .all(|l| l.chars().count() <= 64));
+    }
+
+    #[test]
     fn clock_format() {
         assert_eq!(clock(Duration::from_millis(61_500)), "01:01.5");
         assert_eq!(clock(Duration::ZERO), "00:00.0");
@@ -313,8 +430,16 @@ mod tests {
     fn the_frame_says_whether_envoy_applies_the_split() {
         use canary_rollout::driver::{ProxiesReport as AppliedView, Verification};
         let mut status = StatusView::default();
-        let frame_of =
-            |status: &StatusView| frame("t", Duration::ZERO, status, &BTreeMap::new(), &[]);
+        let frame_of = |status: &StatusView| {
+            frame(
+                "t",
+                Duration::ZERO,
+                status,
+                &BTreeMap::new(),
+                &GuardView::default(),
+                &[],
+            )
+        };
         assert!(!frame_of(&status).contains("applied"));
         status.push.applied = Some(AppliedView {
             differs: Some("route app: 1 of 1 Envoys send 0% to v2, pushed 10%".into()),

@@ -53,6 +53,10 @@ pub enum EnvoyError {
     Admin { path: String, reason: String },
     #[error("this Envoy takes its filter configuration inline; start it with Delivery::Ecds to push updates")]
     NotEcds,
+    #[error("a request through Envoy's listener failed: {0}")]
+    Listener(String),
+    #[error("32 connections never reached all {0} of Envoy's workers")]
+    WorkersUnreached(u32),
 }
 
 fn io_error(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> EnvoyError {
@@ -406,6 +410,42 @@ impl Envoy {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Clients for `host` (each with its own connection) until every one of
+    /// Envoy's `workers` holds at least one of their connections, so load
+    /// sent through all of them reaches every worker. Gives up after 32
+    /// clients.
+    pub async fn clients_on_every_worker(
+        &self,
+        host: &str,
+        workers: u32,
+    ) -> Result<Vec<Client>, EnvoyError> {
+        let mut clients = Vec::new();
+        while clients.len() < 32 {
+            let client = Client::new(self.listener(), host);
+            client
+                .get("/", &[])
+                .await
+                .map_err(|e| EnvoyError::Listener(e.to_string()))?;
+            clients.push(client);
+            let counters = self.counters().await?;
+            // `listener.<address>_<configured port>.worker_<w>.downstream_cx_active`
+            let busy = (0..workers)
+                .filter(|w| {
+                    let suffix = format!(".worker_{w}.downstream_cx_active");
+                    counters.iter().any(|(name, value)| {
+                        name.starts_with("listener.127.0.0.1_")
+                            && name.ends_with(&suffix)
+                            && *value > 0
+                    })
+                })
+                .count();
+            if busy == workers as usize {
+                return Ok(clients);
+            }
+        }
+        Err(EnvoyError::WorkersUnreached(workers))
     }
 
     /// Kills Envoy now.

@@ -11,6 +11,7 @@
 //! - [`prometheus`]: a real Prometheus server scraping given targets.
 //! - [`upstream_process`]: a backend as its own process, driven over HTTP.
 //! - [`paths`]: where Envoy and the filter module are, or how to get them.
+//! - [`stub_module`]: stand-in proxy-wasm modules (pass-through, trapping).
 //! - [`wait`]: waiting for a condition with a deadline.
 
 pub mod backend;
@@ -18,5 +19,6 @@ pub mod envoy;
 pub mod load;
 pub mod paths;
 pub mod prometheus;
+pub mod stub_module;
 pub mod upstream_process;
 pub mod wait;
