@@ -23,6 +23,15 @@ impl ControllerProcess {
     /// its token in `dir/api-token` unless `args` give one), and waits
     /// until its API answers.
     pub async fn start(dir: &Path, args: &[String]) -> ControllerProcess {
+        ControllerProcess::start_with_env(dir, args, &[]).await
+    }
+
+    /// [`ControllerProcess::start`] with extra environment variables.
+    pub async fn start_with_env(
+        dir: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> ControllerProcess {
         let binary = canary_lab::paths::canary_binary().unwrap_or_else(|err| panic!("{err}"));
         let address_file = dir.join(format!("api-address-{}", unique()));
         let log = dir.join(format!("controller-{}.log", unique()));
@@ -38,6 +47,7 @@ impl ControllerProcess {
             .arg("--token-file")
             .arg(&token_file)
             .env_remove("CANARY_TOKEN")
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))
