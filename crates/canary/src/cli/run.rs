@@ -134,6 +134,8 @@ impl Run {
     }
 
     async fn serve(self) -> Result<RunOutcome, String> {
+        // Refuse an exposed API before anything else starts.
+        let (token, tls) = self.api_security()?;
         let state_file = self
             .state
             .clone()
@@ -177,7 +179,6 @@ impl Run {
         }
         let board = Arc::new(Board::default());
         let (commands, receiver) = mpsc::channel(16);
-        let (token, tls) = self.api_security()?;
         let api_state = ApiState {
             board: board.clone(),
             commands,
@@ -222,20 +223,6 @@ impl Run {
     /// The API's token and TLS configuration; refuses an address other
     /// machines can reach without TLS unless `--insecure`.
     fn api_security(&self) -> Result<(Token, Option<Arc<canary_api::tls::ServerConfig>>), String> {
-        if self.token.is_some() {
-            warn!("{}", auth::TOKEN_FLAG_WARNING);
-        }
-        let sources = TokenSources::from_env(self.token.clone(), self.token_file.clone());
-        let (secret, place) = sources.for_server().map_err(|err| err.to_string())?;
-        let token = Token::new(&secret).map_err(|err| format!("the API token: {err}"))?;
-        info!("API token {place}");
-        let path = sources.file_path();
-        if sources.flag.is_none() && sources.env.is_none() && auth::readable_by_others(&path) {
-            warn!(
-                "the token file {} can be read by other users: chmod 600 it",
-                path.display()
-            );
-        }
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(
                 canary_api::tls::server_config(TlsFiles {
@@ -256,6 +243,20 @@ impl Run {
             warn!(
                 "the API on {} is reachable from other machines without TLS (--insecure)",
                 self.listen
+            );
+        }
+        if self.token.is_some() {
+            warn!("{}", auth::TOKEN_FLAG_WARNING);
+        }
+        let sources = TokenSources::from_env(self.token.clone(), self.token_file.clone());
+        let (secret, place) = sources.for_server().map_err(|err| err.to_string())?;
+        let token = Token::new(&secret).map_err(|err| format!("the API token: {err}"))?;
+        info!("API token {place}");
+        let path = sources.file_path();
+        if sources.flag.is_none() && sources.env.is_none() && auth::readable_by_others(&path) {
+            warn!(
+                "the token file {} can be read by other users: chmod 600 it",
+                path.display()
             );
         }
         Ok((token, tls))
