@@ -9,6 +9,7 @@ mod failure;
 mod guard;
 mod metrics_down;
 mod observed;
+mod secrets;
 mod slow_metrics;
 mod stage;
 mod success;

@@ -193,6 +193,20 @@ impl Stage {
     pub async fn controller(&self, args: &[String]) -> ControllerProcess {
         ControllerProcess::start(self.dir.path(), args).await
     }
+
+    /// Starts the controller with extra environment variables.
+    pub async fn controller_with_env(
+        &self,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> ControllerProcess {
+        ControllerProcess::start_with_env(self.dir.path(), args, env).await
+    }
+
+    /// The state file's text.
+    pub fn state_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("state.json")).expect("state file written")
+    }
 }
 
 /// Unix time in milliseconds.
@@ -201,6 +215,14 @@ pub fn unix_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
+}
+
+/// An AnalysisTemplate document `name` whose `spec` is `spec` (indented
+/// YAML lines), to follow a rollout after `---`.
+pub fn analysis_template(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
 }
 
 /// A rollout `app` on route entry `app` from `v1` to `canary`, with

@@ -14,16 +14,29 @@ pub struct ControllerProcess {
     api: String,
     log: PathBuf,
     client: ApiClient,
+    token: Option<String>,
+    token_file: PathBuf,
 }
 
 impl ControllerProcess {
-    /// Starts `canary run` with `args` (plus the API on a free port), and
-    /// waits until its API answers.
+    /// Starts `canary run` with `args` (plus the API on a free port and
+    /// its token in `dir/api-token` unless `args` give one), and waits
+    /// until its API answers.
     pub async fn start(dir: &Path, args: &[String]) -> ControllerProcess {
+        ControllerProcess::start_with_env(dir, args, &[]).await
+    }
+
+    /// [`ControllerProcess::start`] with extra environment variables.
+    pub async fn start_with_env(
+        dir: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> ControllerProcess {
         let binary = canary_lab::paths::canary_binary().unwrap_or_else(|err| panic!("{err}"));
         let address_file = dir.join(format!("api-address-{}", unique()));
         let log = dir.join(format!("controller-{}.log", unique()));
         let log_file = std::fs::File::create(&log).expect("log file");
+        let token_file = dir.join("api-token");
         let child = Command::new(binary)
             .arg("run")
             .args(args)
@@ -31,6 +44,10 @@ impl ControllerProcess {
             .arg("127.0.0.1:0")
             .arg("--address-file")
             .arg(&address_file)
+            .arg("--token-file")
+            .arg(&token_file)
+            .env_remove("CANARY_TOKEN")
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log file"))
@@ -56,12 +73,24 @@ impl ControllerProcess {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        let client = ApiClient::new(&api, None).expect("client");
+        let given = args
+            .iter()
+            .position(|a| a == "--token")
+            .and_then(|i| args.get(i + 1))
+            .cloned();
+        let token = given.or_else(|| {
+            std::fs::read_to_string(&token_file)
+                .ok()
+                .map(|t| t.trim().to_owned())
+        });
+        let client = ApiClient::new(&api, token.clone()).expect("client");
         let mut process = ControllerProcess {
             child,
             api,
             log,
             client,
+            token,
+            token_file,
         };
         // The API listens before the rollout is loaded (or restored): wait
         // until it reports one, or until the process has already finished
@@ -89,6 +118,16 @@ impl ControllerProcess {
     /// The API's base URL.
     pub fn api(&self) -> &str {
         &self.api
+    }
+
+    /// The API's token.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The file `canary run` keeps its token in.
+    pub fn token_file(&self) -> &Path {
+        &self.token_file
     }
 
     /// The API client.

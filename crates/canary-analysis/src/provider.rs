@@ -41,13 +41,23 @@ impl Provider {
     }
 }
 
-/// A header sent with a query.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A header sent with a query. Its value often holds a credential, so
+/// `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Header {
     /// Header name.
     pub key: String,
     /// Header value.
     pub value: String,
+}
+
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Header")
+            .field("key", &self.key)
+            .field("value", &"REDACTED")
+            .finish()
+    }
 }
 
 /// `provider.prometheus`, as Argo Rollouts defines it.

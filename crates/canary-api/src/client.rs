@@ -23,8 +23,8 @@ pub enum ClientError {
     },
     #[error("the controller refused: {0}")]
     Refused(String),
-    #[error("the controller needs a token for commands: pass --token or set CANARY_TOKEN")]
-    Unauthorized,
+    #[error("the controller refused the token ({0}): give the token `canary run` uses with --token-file, CANARY_TOKEN_FILE or CANARY_TOKEN (it generates one into .canary/api-token unless told otherwise)")]
+    Unauthorized(String),
     #[error("the controller answered {status}: {body}")]
     Unexpected { status: u16, body: String },
 }
@@ -55,18 +55,22 @@ impl ApiClient {
     pub async fn status(&self) -> Result<Report, ClientError> {
         let request =
             HttpRequest::get(&format!("{}/status", self.server)).timeout(Duration::from_secs(10));
-        self.call(request).await
+        self.call(self.authorize(request)).await
     }
 
     /// Sends a command and returns the report after it.
     pub async fn command(&self, command: Command) -> Result<Report, ClientError> {
         let path = command.name();
-        let mut request = HttpRequest::new(Method::Post, &format!("{}/{path}", self.server))
-            .timeout(Duration::from_secs(30));
-        if let Some(token) = &self.token {
-            request = request.header("authorization", &format!("Bearer {token}"));
+        let request = HttpRequest::new(Method::Post, &format!("{}/{path}", self.server))
+            .timeout(Duration::from_secs(45));
+        self.call(self.authorize(request)).await
+    }
+
+    fn authorize(&self, request: HttpRequest) -> HttpRequest {
+        match &self.token {
+            Some(token) => request.header("authorization", &format!("Bearer {token}")),
+            None => request,
         }
-        self.call(request).await
     }
 
     async fn call(&self, request: HttpRequest) -> Result<Report, ClientError> {
@@ -83,7 +87,7 @@ impl ApiClient {
                 status: 200,
                 body: format!("not a report: {err}"),
             }),
-            401 => Err(ClientError::Unauthorized),
+            401 => Err(ClientError::Unauthorized(error_message(&response.body))),
             409 => Err(ClientError::Refused(error_message(&response.body))),
             status => Err(ClientError::Unexpected {
                 status,

@@ -6,10 +6,16 @@
 //!   to date, with commands sent to the shell.
 //! - [`metrics`]: `/metrics` in Prometheus' text format.
 //! - [`client`]: calls from the CLI.
+//! - [`auth`]: who may read and steer (`docs/api-auth.md`).
+//! - [`limits`]: what one client may hold of the controller.
+//! - [`tls`]: serving over TLS from certificate files.
 
+pub mod auth;
 pub mod client;
+pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
@@ -17,9 +23,15 @@ use std::sync::RwLock;
 use canary_rollout::driver::Report;
 use canary_rollout::{Command, CommandError};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
+pub use auth::{Actor, Token};
+pub use limits::Limits;
 pub use metrics::ControllerMetrics;
-pub use server::{serve, ApiState};
+pub use server::{serve, ApiState, Listening};
+
+/// The answer to a command: the report after it, or why it was refused.
+pub type Answer = Result<Report, Refusal>;
 
 /// A command for one rollout, and where to send the answer.
 #[derive(Debug)]
@@ -28,8 +40,52 @@ pub struct CommandRequest {
     pub rollout: Option<String>,
     /// The command.
     pub command: Command,
+    /// Who sent it.
+    pub by: Actor,
+    /// Not carried out after this time.
+    pub deadline: Instant,
     /// The report after the command, or why it was refused.
-    pub reply: oneshot::Sender<Result<Report, Refusal>>,
+    pub reply: oneshot::Sender<Answer>,
+}
+
+impl CommandRequest {
+    /// A command from `by`, to be carried out before `deadline` or not at
+    /// all, and where its answer arrives.
+    pub fn new(
+        rollout: Option<String>,
+        command: Command,
+        by: Actor,
+        deadline: Instant,
+    ) -> (CommandRequest, oneshot::Receiver<Answer>) {
+        let (reply, answer) = oneshot::channel();
+        let request = CommandRequest {
+            rollout,
+            command,
+            by,
+            deadline,
+            reply,
+        };
+        (request, answer)
+    }
+
+    /// Why the command must not be carried out at `now`, if so: its
+    /// client has gone (nobody would learn the outcome), or it waited past
+    /// its deadline (a person who gave up may have moved on).
+    pub fn stale(&self, now: Instant) -> Option<String> {
+        if self.reply.is_closed() {
+            Some(format!(
+                "{} from {}: its client has gone",
+                self.command, self.by
+            ))
+        } else if now > self.deadline {
+            Some(format!(
+                "{} from {}: it waited past its deadline",
+                self.command, self.by
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// Why a command was not carried out.

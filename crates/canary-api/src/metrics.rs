@@ -333,4 +333,32 @@ mod tests {
         metrics.forget("web");
         assert!(!metrics.render().contains("rollout=\"web\""));
     }
+
+    /// `/metrics` is served without a token (docs/api-auth.md): it must
+    /// never carry a provider's or a person's text.
+    #[test]
+    fn no_message_reaches_the_open_metrics() {
+        let metrics = ControllerMetrics::default();
+        let text = "http://user:hunter22@metrics.example/?key=hunter22";
+        metrics.measured("web", "check", &MeasurementResult::error(text));
+        metrics.measured(
+            "web",
+            "check",
+            &MeasurementResult::NotEnoughData(text.into()),
+        );
+        let mut report = Report {
+            rollout: "web".into(),
+            phase: "Paused".into(),
+            message: Some(text.into()),
+            ..Report::default()
+        };
+        report.conditions.push(ConditionReport {
+            kind: "Drift".into(),
+            message: text.into(),
+        });
+        report.push.last_error = Some(text.into());
+        metrics.observe("web", &report);
+        let rendered = metrics.render();
+        assert!(!rendered.contains("hunter22"), "{rendered}");
+    }
 }

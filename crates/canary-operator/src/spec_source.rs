@@ -147,6 +147,7 @@ async fn fetch_secrets(
             .and_then(|data| data.get(&reference.key))
             .and_then(|bytes| String::from_utf8(bytes.0.clone()).ok());
         if let Some(value) = value {
+            canary_sources::redact::remember_secret(&value);
             values.insert((reference.name.clone(), reference.key.clone()), value);
         }
     }

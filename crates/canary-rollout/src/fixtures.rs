@@ -480,6 +480,7 @@ impl Sim {
             observation: observation.as_ref(),
             finished,
             command,
+            command_by: None,
             pushed: self.pushed.take(),
         });
         match self.crash_on_decision {

@@ -155,8 +155,9 @@ impl HttpClient {
             Method::Post => reqwest::Method::POST,
             Method::Put => reqwest::Method::PUT,
         };
-        let mut url = reqwest::Url::parse(&request.url)
-            .map_err(|err| HttpError::Invalid(format!("{}: {err}", request.url)))?;
+        let mut url = reqwest::Url::parse(&request.url).map_err(|err| {
+            HttpError::Invalid(format!("{}: {err}", crate::redact::url(&request.url)))
+        })?;
         if !request.query.is_empty() {
             url.query_pairs_mut().extend_pairs(request.query.iter());
         }
@@ -169,6 +170,9 @@ impl HttpClient {
         }
         let timeout = request.timeout;
         let classify = move |err: reqwest::Error| {
+            // The caller names the URL, redacted: reqwest's own message
+            // would show it whole, secrets included.
+            let err = err.without_url();
             if err.is_timeout() {
                 HttpError::Timeout(timeout)
             } else if err.is_connect() {

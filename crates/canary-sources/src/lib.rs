@@ -10,11 +10,13 @@
 //! - [`prometheus`], [`web`], [`kubernetes`]: Argo's providers and
 //!   canary's pod readiness and CPU.
 //! - [`http`]: the one HTTP client they share.
+//! - [`redact`]: keeping secret values out of what they report.
 
 pub mod envoy;
 pub mod http;
 pub mod kubernetes;
 pub mod prometheus;
+pub mod redact;
 pub mod web;
 
 use std::sync::Arc;
@@ -65,8 +67,18 @@ impl Sources {
         }
     }
 
-    /// Measures `request` for `versions` at `now`.
+    /// Measures `request` for `versions` at `now`. No remembered secret
+    /// value appears in the result's message.
     pub async fn measure(
+        &self,
+        request: &MeasureRequest,
+        versions: Versions<'_>,
+        now: Timestamp,
+    ) -> MeasurementResult {
+        redact::scrub_result(self.measure_unscrubbed(request, versions, now).await)
+    }
+
+    async fn measure_unscrubbed(
         &self,
         request: &MeasureRequest,
         versions: Versions<'_>,

@@ -40,13 +40,19 @@ pub async fn measure(
     }
     let response = match http.send(request).await {
         Ok(response) => response,
-        Err(err) => return MeasurementResult::error(format!("Prometheus at {address}: {err}")),
+        Err(err) => {
+            return MeasurementResult::error(format!(
+                "Prometheus at {}: {err}",
+                crate::redact::url(address)
+            ))
+        }
     };
     let body: Value = match serde_json::from_slice(&response.body) {
         Ok(body) => body,
         Err(_) => {
             return MeasurementResult::error(format!(
-                "Prometheus at {address} answered {} with a body that is not JSON: {}",
+                "Prometheus at {} answered {} with a body that is not JSON: {}",
+                crate::redact::url(address),
                 response.status,
                 response.text_excerpt()
             ))

@@ -8,6 +8,7 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use crate::http::{HttpClient, HttpRequest, Method};
+use crate::redact;
 
 /// Calls the URL and extracts the value.
 pub async fn measure(http: &HttpClient, query: &WebQuery) -> MeasurementResult {
@@ -29,14 +30,16 @@ pub async fn measure(http: &HttpClient, query: &WebQuery) -> MeasurementResult {
     } else if let Some(body) = &query.body {
         request = request.body(body.clone().into_bytes());
     }
+    // The URL as people see it: a secret in its user info or query
+    // stays out of the message.
+    let shown = redact::url(&query.url);
     let response = match http.send(request).await {
         Ok(response) => response,
-        Err(err) => return MeasurementResult::error(format!("{}: {err}", query.url)),
+        Err(err) => return MeasurementResult::error(format!("{shown}: {err}")),
     };
     if !response.is_success() {
         return MeasurementResult::error(format!(
-            "{} answered {}: {}",
-            query.url,
+            "{shown} answered {}: {}",
             response.status,
             response.text_excerpt()
         ));
@@ -45,8 +48,7 @@ pub async fn measure(http: &HttpClient, query: &WebQuery) -> MeasurementResult {
         Ok(body) => body,
         Err(err) => {
             return MeasurementResult::error(format!(
-                "{} answered with a body that is not JSON ({err})",
-                query.url
+                "{shown} answered with a body that is not JSON ({err})"
             ))
         }
     };

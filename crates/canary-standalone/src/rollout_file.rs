@@ -24,6 +24,7 @@ pub enum LoadFailure {
 
 /// Reads secrets for `valueFrom.secretKeyRef` args from the environment:
 /// `CANARY_SECRET_<NAME>_<KEY>`, upper case, other characters as `_`.
+/// Each value read is remembered, so no report or log shows it.
 pub fn secret_from_env(reference: &canary_analysis::SecretKeyRef) -> Option<String> {
     let clean = |s: &str| -> String {
         s.chars()
@@ -36,12 +37,14 @@ pub fn secret_from_env(reference: &canary_analysis::SecretKeyRef) -> Option<Stri
             })
             .collect()
     };
-    std::env::var(format!(
+    let value = std::env::var(format!(
         "CANARY_SECRET_{}_{}",
         clean(&reference.name),
         clean(&reference.key)
     ))
-    .ok()
+    .ok()?;
+    canary_sources::redact::remember_secret(&value);
+    Some(value)
 }
 
 /// The rollout in `path`, and the file's text.

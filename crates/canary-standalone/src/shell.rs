@@ -208,15 +208,27 @@ where
         loop {
             let now = self.shell.clock.now();
             let observation = self.shell.router.observe().await;
-            let (command_now, reply) = match command.take() {
-                Some(request) => (Some(request.command), Some(request)),
-                None => (None, None),
-            };
+            // A command whose client has gone, or that waited past its
+            // deadline, is not carried out.
+            let reply = command.take().and_then(|request| {
+                match request.stale(tokio::time::Instant::now()) {
+                    Some(why) => {
+                        warn!("not carried out: {why}");
+                        let _ = request
+                            .reply
+                            .send(Err(Refusal::Unavailable(format!("not carried out: {why}"))));
+                        None
+                    }
+                    None => Some(request),
+                }
+            });
+            let by = reply.as_ref().map(|request| request.by.to_string());
             let effects = self.driver.step(Input {
                 now,
                 observation: observation.as_ref(),
                 finished: std::mem::take(&mut finished),
-                command: command_now,
+                command: reply.as_ref().map(|request| request.command),
+                command_by: by.as_deref(),
                 pushed: pushed.take(),
             });
             if let Err(fatal) = self.save(&effects, now).await {
@@ -236,11 +248,11 @@ where
             if let Some(request) = reply {
                 let answer = match effects.answer.clone() {
                     Some(Ok(())) => {
-                        info!(command = %request.command, "command accepted");
+                        info!(command = %request.command, by = %request.by, "command accepted");
                         Ok(self.driver.report(now))
                     }
                     Some(Err(refused)) => {
-                        warn!(command = %request.command, "command refused: {}", refused.reason);
+                        warn!(command = %request.command, by = %request.by, "command refused: {}", refused.reason);
                         Err(Refusal::Refused(refused))
                     }
                     None => Err(Refusal::Unavailable("the command was not taken".into())),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_analysis::{MeasurementResult, Timestamp};
-use canary_api::{Board, CommandRequest, Refusal};
+use canary_api::{Actor, Board, CommandRequest, Refusal};
 use canary_rollout::driver::Report;
 use canary_rollout::fixtures::{FakeFleet, FakeMetrics, MemoryStore, TestClock};
 use canary_rollout::ports::{Clock, PositionStore};
@@ -115,15 +115,13 @@ impl Harness {
     }
 
     async fn command(&self, command: Command) -> Result<Report, Refusal> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(CommandRequest {
-                rollout: None,
-                command,
-                reply,
-            })
-            .await
-            .expect("shell listening");
+        self.command_by(command, Actor::local("test")).await
+    }
+
+    async fn command_by(&self, command: Command, by: Actor) -> Result<Report, Refusal> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let (request, answer) = CommandRequest::new(None, command, by, deadline);
+        self.commands.send(request).await.expect("shell listening");
         answer.await.expect("answered")
     }
 
@@ -270,4 +268,73 @@ async fn a_restarted_shell_resumes_where_the_last_one_stopped() {
         .expect("ends")
         .expect("task");
     assert_eq!(outcome.expect("runs"), RunOutcome::Promoted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_whose_client_has_gone_is_not_carried_out() {
+    let harness = start(None, MemoryStore::default(), healthy());
+    harness
+        .until(Duration::from_secs(5), |r| {
+            r.push.applied.as_ref().is_some_and(|a| a.confirmed)
+        })
+        .await;
+    // The client gave up (its answer channel is gone) before the loop
+    // took the command.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (request, answer) =
+        CommandRequest::new(None, Command::Abort, Actor::local("gone"), deadline);
+    drop(answer);
+    harness.commands.send(request).await.expect("sent");
+    // One that waited past its deadline is refused, not carried out.
+    let (late, answer) = CommandRequest::new(
+        None,
+        Command::Abort,
+        Actor::local("late"),
+        tokio::time::Instant::now(),
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    harness.commands.send(late).await.expect("sent");
+    let refused = answer.await.expect("answered");
+    assert!(
+        matches!(&refused, Err(Refusal::Unavailable(why)) if why.contains("deadline")),
+        "{refused:?}"
+    );
+    let report = harness
+        .until(Duration::from_secs(60), |r| r.traffic.canary_weight == 60.0)
+        .await;
+    assert!(
+        report.events.iter().all(|e| e.kind != "Aborted"),
+        "{:#?}",
+        report.events
+    );
+    harness.stop().await.expect("stops");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_command_is_recorded_with_who_sent_it() {
+    let harness = start(None, MemoryStore::default(), healthy());
+    harness
+        .until(Duration::from_secs(5), |r| {
+            r.push.applied.as_ref().is_some_and(|a| a.confirmed)
+        })
+        .await;
+    let by = Actor {
+        who: "cli".into(),
+        peer: Some("127.0.0.1:5555".parse().expect("addr")),
+    };
+    let report = harness
+        .command_by(Command::Pause, by)
+        .await
+        .expect("accepted");
+    let paused = report
+        .events
+        .iter()
+        .find(|e| e.kind == "Paused")
+        .expect("a Paused event");
+    assert!(
+        paused.reason.ends_with("(by cli from 127.0.0.1:5555)"),
+        "{}",
+        paused.reason
+    );
+    harness.stop().await.expect("stops");
 }

@@ -110,6 +110,9 @@ pub struct Input<'a> {
     /// A person's command, at most one per step (it is applied before
     /// anything else in the step).
     pub command: Option<Command>,
+    /// Who sent the command (`cli from 127.0.0.1:50312`): its events say
+    /// so.
+    pub command_by: Option<&'a str>,
     /// How the push asked for by the previous step went.
     pub pushed: Option<PushOutcome>,
 }
@@ -451,7 +454,13 @@ impl Driver {
             self.push_returned(now, outcome, &mut events);
         }
         if let Some(command) = input.command {
+            let first = events.len();
             effects.answer = Some(self.command(now, command, &mut events));
+            if let Some(by) = input.command_by {
+                for event in &mut events[first..] {
+                    event.reason.push_str(&format!(" (by {by})"));
+                }
+            }
         }
         if let Some(observation) = input.observation {
             self.observe(now, observation, &mut events);

@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use canary_api::auth::{TokenSources, TOKEN_FLAG_WARNING};
 use canary_api::client::{ApiClient, DEFAULT_SERVER};
 use canary_rollout::driver::{remaining, Report};
 use canary_rollout::Command;
@@ -14,9 +15,14 @@ pub struct Server {
     /// The controller's API.
     #[arg(long, env = "CANARY_SERVER", default_value = DEFAULT_SERVER)]
     pub server: String,
-    /// Bearer token for commands.
-    #[arg(long, env = "CANARY_TOKEN", hide_env_values = true)]
+    /// The API's token (visible to every local user in /proc: prefer
+    /// --token-file or CANARY_TOKEN).
+    #[arg(long)]
     pub token: Option<String>,
+    /// File holding the API's token [default: .canary/api-token, when it
+    /// exists].
+    #[arg(long, env = "CANARY_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
     /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
@@ -39,8 +45,19 @@ impl Server {
         let Some(runtime) = super::runtime("canary", super::Runtime::CurrentThread) else {
             return ExitCode::FAILURE;
         };
+        if self.token.is_some() {
+            eprintln!("canary: warning: {}", TOKEN_FLAG_WARNING);
+        }
+        let sources = TokenSources::from_env(self.token.clone(), self.token_file.clone());
+        let token = match sources.for_client() {
+            Ok(token) => token,
+            Err(err) => {
+                eprintln!("canary: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
         let result = runtime.block_on(async {
-            let client = ApiClient::new(&self.server, self.token.clone())?;
+            let client = ApiClient::new(&self.server, token)?;
             match command {
                 Some(command) => client.command(command).await,
                 None => client.status().await,
