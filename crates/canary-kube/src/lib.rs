@@ -3,9 +3,10 @@
 //! - Reading the pods of a version: the ready-pod ratio and the CPU usage
 //!   ratio over a label selector ([`PodReader`]), each with the number of
 //!   pods it stands on, or an explicit "no data" ([`RatioReading`]).
-//! - Writing the filter configuration: server-side apply of `pluginConfig`
-//!   onto Istio's `WasmPlugin` or `TrafficExtension` ([`PluginPusher`]),
-//!   validated before anything is sent.
+//! - Writing the split: server-side apply of `pluginConfig.splits.<route>`
+//!   (nothing else) onto Istio's `WasmPlugin` or `TrafficExtension`
+//!   ([`PluginPusher`]), validated before anything is sent; a kind the API
+//!   server does not serve is a [`KindNotServed`].
 //! - Building the client, from the environment or an explicit URL
 //!   ([`client_from_environment`], [`client_for_url`]).
 //!
@@ -21,6 +22,7 @@
 //! - [`pod_reader`]: the list calls behind the ratios.
 //! - [`plugin_object`]: the Istio object and its apply patch.
 //! - [`plugin_pusher`]: the apply call.
+//! - [`served`]: whether the API server serves a kind at all.
 //! - `fake_apiserver` (feature `test-support`): a loopback fake API server
 //!   that records requests, for tests.
 
@@ -37,6 +39,7 @@ pub mod pod_reader;
 pub mod quantity;
 pub mod readiness;
 pub mod reading;
+pub mod served;
 #[cfg(test)]
 mod test_pods;
 
@@ -44,8 +47,11 @@ pub use api_error::{ApiCall, ApiError, Verb};
 pub use client::{client_for_url, client_from_environment, install_crypto_provider, ClientError};
 pub use cpu::{CpuAccountingError, CpuUsage, PodMetrics};
 pub use plugin_object::{PluginKind, PluginObject};
-pub use plugin_pusher::{AppliedConfig, PluginPusher, PushError, FIELD_MANAGER};
+pub use plugin_pusher::{
+    split_field_manager, AppliedConfig, PluginPusher, PushError, FIELD_MANAGER,
+};
 pub use pod_reader::{CpuReadError, PodReader, PodSelector, SelectorError};
 pub use quantity::QuantityError;
 pub use readiness::PodReadiness;
 pub use reading::{NoData, Ratio, RatioReading};
+pub use served::{check_served, KindNotServed, ServedError};

@@ -52,8 +52,8 @@ pub enum Target {
     EcdsFile(EcdsFile),
     /// Print only, applying splits to this configuration.
     DryRun(DryRun, FilterConfig),
-    /// Server-side apply of an Istio WasmPlugin's (or TrafficExtension's)
-    /// configuration.
+    /// Server-side apply of the split (`pluginConfig.splits.<route>`, nothing
+    /// else) onto an Istio WasmPlugin or TrafficExtension.
     Plugin(canary_kube::PluginPusher),
 }
 
@@ -95,7 +95,8 @@ impl Target {
                 dry_run.push(&config);
                 Ok(None)
             }
-            Target::Plugin(plugin) => Ok(plugin.push(&config).await?.resource_version),
+            // Only the split of `routes` is sent; Git's part stays Git's.
+            Target::Plugin(plugin) => Ok(plugin.push(&config, routes).await?.resource_version),
         }
     }
 }
