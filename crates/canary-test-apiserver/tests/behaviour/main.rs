@@ -2,6 +2,7 @@
 //! from the Kubernetes API documentation page cited above it.
 
 mod errors;
+mod gitops;
 mod kubectl;
 mod list_watch;
 mod objects;
