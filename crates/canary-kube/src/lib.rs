@@ -23,6 +23,7 @@
 //! - [`plugin_object`]: the Istio object and its apply patch.
 //! - [`plugin_pusher`]: the apply call.
 //! - [`served`]: whether the API server serves a kind at all.
+//! - [`proxies`]: the pods a plugin object applies to ([`ProxyReader`]).
 //! - `fake_apiserver` (feature `test-support`): a loopback fake API server
 //!   that records requests, for tests.
 
@@ -36,6 +37,7 @@ pub mod fake_apiserver;
 pub mod plugin_object;
 pub mod plugin_pusher;
 pub mod pod_reader;
+pub mod proxies;
 pub mod quantity;
 pub mod readiness;
 pub mod reading;
@@ -51,6 +53,7 @@ pub use plugin_pusher::{
     split_field_manager, AppliedConfig, PluginPusher, PushError, FIELD_MANAGER,
 };
 pub use pod_reader::{CpuReadError, PodReader, PodSelector, SelectorError};
+pub use proxies::{proxy_pod, ProxiesError, ProxyPod, ProxyReader, ProxyScope};
 pub use quantity::QuantityError;
 pub use readiness::PodReadiness;
 pub use reading::{NoData, Ratio, RatioReading};
