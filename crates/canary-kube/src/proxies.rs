@@ -158,7 +158,8 @@ pub fn proxy_pod(pod: &Pod) -> Option<ProxyPod> {
         .as_ref()
         .and_then(|status| status.phase.as_deref())
         == Some("Running");
-    if !terminating && !(is_live(pod) && running) {
+    let carrying = is_live(pod) && running;
+    if !(terminating || carrying) {
         return None;
     }
     Some(ProxyPod {
