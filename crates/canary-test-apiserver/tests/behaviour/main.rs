@@ -5,6 +5,7 @@ mod errors;
 mod gitops;
 mod kubectl;
 mod list_watch;
+mod missing_kinds;
 mod objects;
 mod operator_calls;
 mod patches;
