@@ -12,7 +12,7 @@
 #                (1M each), written to RELIABILITY.md
 #
 # Other targets: setup, wasm, build, lint, fmt, schema, crd, oci,
-# validate-envoy, manifests-check.
+# controller-image, validate-envoy, manifests-check.
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -24,7 +24,7 @@ WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
 MANIFESTS_PYTHON := $(CURDIR)/.tools/manifests-venv/bin/python
 
-.PHONY: all setup wasm wasm-size build demo bench bench-guard judge-sim fuzz lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
+.PHONY: all setup wasm wasm-size build demo bench bench-guard judge-sim fuzz lint fmt test unit e2e schema crd oci controller-image validate-envoy manifests-check clean
 
 all: wasm
 
@@ -94,6 +94,19 @@ OCI_TAG ?= 0.1.0
 ## oci: the filter as an OCI image layout (Istio's Wasm image, compat variant); prints its digest
 oci: wasm
 	$(CARGO) run -q -p canary -- oci --module $(WASM) --out $(OCI_DIR) --tag $(OCI_TAG)
+
+# The controller as a static executable: the musl target when the toolchain
+# has it, else glibc linked statically (crt-static). Its own target folder,
+# so the static flags never invalidate the ordinary build.
+CONTROLLER_TARGET ?= $(shell rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl && echo x86_64-unknown-linux-musl || echo x86_64-unknown-linux-gnu)
+CONTROLLER_TARGET_DIR := target/static
+CONTROLLER_OCI_DIR := target/oci/canary
+## controller-image: the controller's container image (one static executable, no base image) as an OCI layout; prints its digest
+controller-image:
+	CARGO_TARGET_DIR=$(CONTROLLER_TARGET_DIR) RUSTFLAGS="-C target-feature=+crt-static" \
+	  $(CARGO) build --release -p canary --target $(CONTROLLER_TARGET)
+	$(CARGO) run -q -p canary-oci --bin controller-image -- \
+	  --binary $(CONTROLLER_TARGET_DIR)/$(CONTROLLER_TARGET)/release/canary --out $(CONTROLLER_OCI_DIR) --tag $(OCI_TAG)
 
 ## validate-envoy: `envoy --mode validate` on the shipped bootstraps and the Istio stats fragment
 validate-envoy: setup wasm

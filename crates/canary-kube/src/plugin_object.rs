@@ -3,12 +3,11 @@
 //!
 //! Istio hands `pluginConfig` to the filter as JSON text (a
 //! `google.protobuf.StringValue`), so the object's `pluginConfig` holds the
-//! configuration exactly as [`canary_config::ecds::to_json_text`] writes
-//! it, as a JSON object.
+//! configuration as the JSON object the filter reads. The controller
+//! writes only its `splits` ([`PluginObject::split_patch`]).
 
 use std::fmt;
 
-use canary_config::FilterConfig;
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{json, Map, Value};
 
@@ -118,6 +117,14 @@ impl PluginObject {
         })
     }
 
+    /// The server-side apply patch that sets `splits` (a map of route
+    /// entry name to split) inside the configuration and nothing else.
+    pub fn split_patch(&self, splits: Value) -> Value {
+        let mut config = Map::new();
+        config.insert("splits".to_owned(), splits);
+        self.apply_patch(Value::Object(config))
+    }
+
     /// The configuration in an object as the API server returned it.
     pub fn stored_config<'a>(&self, object: &'a Value) -> Option<&'a Value> {
         self.kind
@@ -138,11 +145,6 @@ impl fmt::Display for PluginObject {
             self.namespace
         )
     }
-}
-
-/// The configuration as the JSON object the filter reads.
-pub fn filter_config_json(config: &FilterConfig) -> Result<Value, serde_json::Error> {
-    serde_json::from_str(&canary_config::ecds::to_json_text(config))
 }
 
 #[cfg(test)]

@@ -13,6 +13,11 @@
 //! therefore the same manifest digest, which is what a `WasmPlugin` pins
 //! with `sha256` (Istio compares it with the manifest digest of the image
 //! it pulls).
+//!
+//! The same layout writer packs the controller itself ([`container`]): one
+//! static executable, no base image.
+
+pub mod container;
 
 use std::io::Write;
 use std::path::Path;
@@ -31,11 +36,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// A tar archive holding the single file `name`, the same bytes for the
 /// same input: owner root, mode 0644, modification time 0.
 fn single_file_tar(name: &str, content: &[u8]) -> std::io::Result<Vec<u8>> {
+    single_file_tar_with_mode(name, content, 0o644)
+}
+
+/// [`single_file_tar`] with the file's mode.
+pub(crate) fn single_file_tar_with_mode(
+    name: &str,
+    content: &[u8],
+    mode: u32,
+) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_ustar();
     header.set_path(name)?;
     header.set_size(content.len() as u64);
-    header.set_mode(0o644);
+    header.set_mode(mode);
     header.set_uid(0);
     header.set_gid(0);
     header.set_mtime(0);
@@ -156,6 +170,7 @@ struct Manifest {
     media_type: &'static str,
     config: Descriptor,
     layers: Vec<Descriptor>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     annotations: std::collections::BTreeMap<&'static str, String>,
 }
 
@@ -175,10 +190,10 @@ struct ImageConfig {
 }
 
 #[derive(Serialize)]
-struct RootFs {
+pub(crate) struct RootFs {
     #[serde(rename = "type")]
-    type_: &'static str,
-    diff_ids: Vec<String>,
+    pub(crate) type_: &'static str,
+    pub(crate) diff_ids: Vec<String>,
 }
 
 /// The image of `module`, tagged `tag` in the layout's index.
@@ -187,22 +202,40 @@ pub fn image(module: &[u8], tag: &str) -> Result<OciImage, OciError> {
         return Err(OciError::NotWasm("the module".to_owned()));
     }
     let archive = single_file_tar(MODULE_FILE, module).map_err(OciError::Archive)?;
-    let diff_id = format!("sha256:{}", sha256_hex(&archive));
-    let layer = Blob::new(gzip(&archive).map_err(OciError::Archive)?);
-    let config = Blob::new(serde_json::to_vec(&ImageConfig {
-        architecture: "wasm",
-        os: "wasip1",
-        rootfs: RootFs {
-            type_: "layers",
-            diff_ids: vec![diff_id],
+    assemble(
+        &archive,
+        |diff_id| {
+            serde_json::to_vec(&ImageConfig {
+                architecture: "wasm",
+                os: "wasip1",
+                rootfs: RootFs {
+                    type_: "layers",
+                    diff_ids: vec![diff_id],
+                },
+            })
         },
-    })?);
+        [(VARIANT_ANNOTATION, "compat".to_owned())].into(),
+        tag,
+    )
+}
+
+/// An image of one layer (`archive`, gzip-compressed), its configuration
+/// made from the layer's diff id, tagged `tag` in the layout's index.
+pub(crate) fn assemble(
+    archive: &[u8],
+    config: impl FnOnce(String) -> Result<Vec<u8>, serde_json::Error>,
+    annotations: std::collections::BTreeMap<&'static str, String>,
+    tag: &str,
+) -> Result<OciImage, OciError> {
+    let diff_id = format!("sha256:{}", sha256_hex(archive));
+    let layer = Blob::new(gzip(archive).map_err(OciError::Archive)?);
+    let config = Blob::new(config(diff_id)?);
     let manifest = Blob::new(serde_json::to_vec(&Manifest {
         schema_version: 2,
         media_type: MANIFEST_MEDIA_TYPE,
         config: config.descriptor(CONFIG_MEDIA_TYPE),
         layers: vec![layer.descriptor(LAYER_MEDIA_TYPE)],
-        annotations: [(VARIANT_ANNOTATION, "compat".to_owned())].into(),
+        annotations,
     })?);
     let mut entry = manifest.descriptor(MANIFEST_MEDIA_TYPE);
     entry.annotations = Some([(REF_NAME_ANNOTATION, tag.to_owned())].into());

@@ -10,12 +10,14 @@
 //! - [`ecds_file`], [`dry_run`] and `canary_kube::PluginPusher`: the
 //!   targets.
 //! - [`Observer`]: each Envoy's `weight_bp` gauges from its admin endpoint
-//!   (standalone), or nothing (a dry run).
+//!   (standalone), the mesh's proxies through Prometheus ([`mesh`]), or
+//!   nothing (a dry run).
 //! - [`atomic_file`]: replacing a file so a reader sees the old or the new.
 
 pub mod atomic_file;
 pub mod dry_run;
 pub mod ecds_file;
+pub mod mesh;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,7 @@ use canary_sources::envoy::EnvoySource;
 
 use crate::dry_run::DryRun;
 use crate::ecds_file::{EcdsFile, EcdsFileError};
+use crate::mesh::MeshObserver;
 
 /// Why a push did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +55,8 @@ pub enum Target {
     EcdsFile(EcdsFile),
     /// Print only, applying splits to this configuration.
     DryRun(DryRun, FilterConfig),
-    /// Server-side apply of an Istio WasmPlugin's (or TrafficExtension's)
-    /// configuration.
+    /// Server-side apply of the split (`pluginConfig.splits.<route>`, nothing
+    /// else) onto an Istio WasmPlugin or TrafficExtension.
     Plugin(canary_kube::PluginPusher),
 }
 
@@ -95,7 +98,8 @@ impl Target {
                 dry_run.push(&config);
                 Ok(None)
             }
-            Target::Plugin(plugin) => Ok(plugin.push(&config).await?.resource_version),
+            // Only the split of `routes` is sent; Git's part stays Git's.
+            Target::Plugin(plugin) => Ok(plugin.push(&config, routes).await?.resource_version),
         }
     }
 }
@@ -112,6 +116,9 @@ pub enum Observer {
         /// How often they are scraped.
         every: Duration,
     },
+    /// A mesh's proxies, from Prometheus, against the pods that should
+    /// carry the filter.
+    Mesh(MeshObserver),
 }
 
 /// A target and an observer: the rollout's traffic router.
@@ -145,6 +152,7 @@ impl TrafficRouter for Router {
         let observation = match &self.observer {
             Observer::None => None,
             Observer::Envoy { source, .. } => source.observation(),
+            Observer::Mesh(mesh) => mesh.latest(),
         };
         Box::pin(async move { observation })
     }
@@ -155,6 +163,8 @@ impl TrafficRouter for Router {
             // Envoy applies an ECDS update within milliseconds; allow for
             // many missed scrapes before calling a split lost.
             Observer::Envoy { every, .. } => Duration::from_secs(30).max(*every * 40),
+            // Scales with Prometheus' scrape interval.
+            Observer::Mesh(mesh) => mesh.verify_deadline(),
         }
     }
 }

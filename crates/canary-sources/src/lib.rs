@@ -9,12 +9,15 @@
 //!   scraped in the background; also what the standalone observer reads.
 //! - [`prometheus`], [`web`], [`kubernetes`]: Argo's providers and
 //!   canary's pod readiness and CPU.
+//! - [`mesh`]: what a mesh's proxies show of the split, from Prometheus
+//!   only, against the pods that should carry the filter.
 //! - [`http`]: the one HTTP client they share.
 //! - [`redact`]: keeping secret values out of what they report.
 
 pub mod envoy;
 pub mod http;
 pub mod kubernetes;
+pub mod mesh;
 pub mod prometheus;
 pub mod redact;
 pub mod web;

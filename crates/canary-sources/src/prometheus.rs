@@ -29,36 +29,120 @@ pub async fn measure(
         );
     };
     let timeout = query.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let headers: Vec<(String, String)> = query
+        .headers
+        .iter()
+        .map(|header| (header.key.clone(), header.value.clone()))
+        .collect();
+    match send(
+        http,
+        address,
+        &query.query,
+        timeout,
+        query.insecure,
+        &headers,
+    )
+    .await
+    {
+        Ok((body, status)) => interpret(&body, status),
+        Err(error) => MeasurementResult::error(error),
+    }
+}
+
+/// Sends an instant query; the answer's JSON and HTTP status, or why
+/// there is none (worded with the address).
+async fn send(
+    http: &HttpClient,
+    address: &str,
+    query: &str,
+    timeout: Duration,
+    insecure: bool,
+    headers: &[(String, String)],
+) -> Result<(Value, u16), String> {
     let url = format!("{}/api/v1/query", address.trim_end_matches('/'));
     let mut request = HttpRequest::get(&url)
-        .query("query", &query.query)
+        .query("query", query)
         .query("timeout", &format!("{}s", timeout.as_secs().max(1)))
         .timeout(timeout)
-        .insecure(query.insecure);
-    for header in &query.headers {
-        request = request.header(&header.key, &header.value);
+        .insecure(insecure);
+    for (key, value) in headers {
+        request = request.header(key, value);
     }
-    let response = match http.send(request).await {
-        Ok(response) => response,
-        Err(err) => {
-            return MeasurementResult::error(format!(
-                "Prometheus at {}: {err}",
-                crate::redact::url(address)
-            ))
-        }
-    };
-    let body: Value = match serde_json::from_slice(&response.body) {
-        Ok(body) => body,
-        Err(_) => {
-            return MeasurementResult::error(format!(
-                "Prometheus at {} answered {} with a body that is not JSON: {}",
-                crate::redact::url(address),
-                response.status,
-                response.text_excerpt()
-            ))
-        }
-    };
-    interpret(&body, response.status)
+    let response = http
+        .send(request)
+        .await
+        .map_err(|err| format!("Prometheus at {}: {err}", crate::redact::url(address)))?;
+    let body: Value = serde_json::from_slice(&response.body).map_err(|_| {
+        format!(
+            "Prometheus at {} answered {} with a body that is not JSON: {}",
+            crate::redact::url(address),
+            response.status,
+            response.text_excerpt()
+        )
+    })?;
+    Ok((body, response.status))
+}
+
+/// One sample of an instant vector: its labels and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorSample {
+    /// The series' labels (`__name__` included when the query keeps it).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The value.
+    pub value: f64,
+}
+
+/// Runs `query` at `address` and returns its instant vector with labels;
+/// any other answer is an error naming the query.
+pub async fn vector(
+    http: &HttpClient,
+    address: &str,
+    query: &str,
+    timeout: Duration,
+) -> Result<Vec<VectorSample>, String> {
+    let (body, status) = send(http, address, query, timeout, false, &[]).await?;
+    if body.get("status").and_then(Value::as_str) != Some("success") {
+        let error = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no error message");
+        return Err(format!(
+            "Prometheus at {} refused `{query}` ({status}): {error}",
+            crate::redact::url(address)
+        ));
+    }
+    let data = body.get("data").unwrap_or(&Value::Null);
+    if data.get("resultType").and_then(Value::as_str) != Some("vector") {
+        return Err(format!(
+            "Prometheus at {} answered `{query}` with no instant vector",
+            crate::redact::url(address)
+        ));
+    }
+    let samples = data
+        .get("result")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    samples
+        .iter()
+        .map(|sample| {
+            let value = sample
+                .get("value")
+                .and_then(sample_value)
+                .ok_or_else(|| format!("Prometheus sample without a value: {sample}"))?;
+            let labels = sample
+                .get("metric")
+                .and_then(Value::as_object)
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(VectorSample { labels, value })
+        })
+        .collect()
 }
 
 /// Turns an API answer into a measurement.

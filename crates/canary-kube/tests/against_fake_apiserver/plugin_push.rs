@@ -3,9 +3,14 @@ use canary_kube::{AppliedConfig, PluginObject, PushError};
 use serde_json::{json, Value};
 
 use crate::support::{filter_config as config, push_through_fake, WASM_PLUGIN_TARGET};
-const TRAFFIC_EXTENSION_TARGET: &str = "/apis/extensions.istio.io/v1alpha1/namespaces/shop/trafficextensions/canary?fieldManager=canary-controller&force=true";
+const TRAFFIC_EXTENSION_TARGET: &str = "/apis/extensions.istio.io/v1alpha1/namespaces/shop/trafficextensions/canary?fieldManager=canary-controller.split.web&force=true";
 
-/// `pluginConfig` exactly as the filter must read it.
+/// The split the controller applies for `weight`.
+fn split(weight: u32) -> Value {
+    json!({ "stable": "v1", "canary": "v2", "canary_weight": weight, "override_enabled": false, "generation": 7 })
+}
+
+/// `pluginConfig` as the API server merges Git's part and the split.
 fn expected_plugin_config(weight: u32) -> Value {
     json!({
         "routing_header": "x-canary-version",
@@ -13,9 +18,9 @@ fn expected_plugin_config(weight: u32) -> Value {
             "name": "web",
             "match": { "hosts": ["shop.example.com"] },
             "stable": "v1",
-            "canary": "v2",
-            "canary_weight": weight
-        }]
+            "canary": "v2"
+        }],
+        "splits": { "web": split(weight) }
     })
 }
 
@@ -62,7 +67,10 @@ fn assert_is_apply(request: &RecordedRequest, path: &str) {
     assert_eq!(
         request.query_params(),
         [
-            ("fieldManager".to_owned(), "canary-controller".to_owned()),
+            (
+                "fieldManager".to_owned(),
+                "canary-controller.split.web".to_owned()
+            ),
             ("force".to_owned(), "true".to_owned())
         ]
     );
@@ -73,7 +81,7 @@ fn assert_is_apply(request: &RecordedRequest, path: &str) {
 }
 
 #[tokio::test]
-async fn applies_only_the_plugin_config_with_the_controller_as_field_manager() {
+async fn applies_only_the_split_with_the_routes_own_field_manager() {
     let (fake, pushed) = push_through_fake(
         canary_plugin(),
         vec![wasm_plugin_answer(&stored_wasm_plugin(
@@ -104,14 +112,14 @@ async fn applies_only_the_plugin_config_with_the_controller_as_field_manager() {
             "apiVersion": "extensions.istio.io/v1alpha1",
             "kind": "WasmPlugin",
             "metadata": { "name": "canary", "namespace": "shop" },
-            "spec": { "pluginConfig": expected_plugin_config(25) }
+            "spec": { "pluginConfig": { "splits": { "web": split(25) } } }
         }))
     );
     assert!(fake.unused_exchanges().is_empty());
 }
 
 #[tokio::test]
-async fn the_plugin_config_sent_is_what_the_filter_reads() {
+async fn the_split_sent_is_what_the_filter_reads() {
     let (fake, pushed) = push_through_fake(
         canary_plugin(),
         vec![wasm_plugin_answer(&stored_wasm_plugin(
@@ -124,13 +132,19 @@ async fn the_plugin_config_sent_is_what_the_filter_reads() {
     pushed.unwrap();
 
     let body = fake.requests()[0].body_json().unwrap();
-    let sent = body["spec"]["pluginConfig"].to_string();
-    let filter_text = canary_config::ecds::to_json_text(&config(10));
-    assert_eq!(
-        serde_json::from_str::<Value>(&sent).unwrap(),
-        serde_json::from_str::<Value>(&filter_text).unwrap()
-    );
-    assert!(canary_config::parse(sent.as_bytes()).is_ok());
+    let sent = &body["spec"]["pluginConfig"]["splits"]["web"];
+    let read: canary_config::Split = serde_json::from_value(sent.clone()).unwrap();
+    assert_eq!(Some(&read), config(10).splits.get("web"));
+}
+
+#[tokio::test]
+async fn a_configuration_without_the_split_is_refused_without_any_request() {
+    let mut no_split = config(10);
+    no_split.splits.clear();
+    let (fake, pushed) = push_through_fake(canary_plugin(), vec![], &no_split).await;
+    let error = pushed.unwrap_err();
+    assert!(matches!(error, PushError::NoSplit { .. }), "{error}");
+    assert!(fake.requests().is_empty());
 }
 
 #[tokio::test]
@@ -172,7 +186,7 @@ async fn traffic_extensions_carry_the_config_under_wasm() {
             "apiVersion": "extensions.istio.io/v1alpha1",
             "kind": "TrafficExtension",
             "metadata": { "name": "canary", "namespace": "shop" },
-            "spec": { "wasm": { "pluginConfig": expected_plugin_config(50) } }
+            "spec": { "wasm": { "pluginConfig": { "splits": { "web": split(50) } } } }
         }))
     );
 }
@@ -194,7 +208,7 @@ async fn an_invalid_config_is_refused_without_any_request() {
 }
 
 #[tokio::test]
-async fn keys_another_manager_left_in_the_config_are_caught() {
+async fn a_merged_config_the_filter_rejects_is_caught() {
     let mut merged = expected_plugin_config(10);
     merged["debug_header"] = json!("x-debug");
 
@@ -262,7 +276,7 @@ async fn current_reads_the_configuration_the_object_holds() {
 async fn current_refuses_a_configuration_the_filter_would_reject() {
     let path = "/apis/extensions.istio.io/v1alpha1/namespaces/shop/wasmplugins/canary";
     let mut bad = expected_plugin_config(10);
-    bad["routes"][0]["canary_weight"] = json!(250);
+    bad["splits"]["web"]["canary_weight"] = json!(250);
     let stored = stored_wasm_plugin(bad);
     let (_fake, client) = crate::support::fake_with_client(vec![Exchange::new(
         "GET",
@@ -278,7 +292,10 @@ async fn current_refuses_a_configuration_the_filter_would_reject() {
         matches!(err, PushError::StoredConfigInvalid { .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("routes[0].canary_weight"), "{err}");
+    assert!(
+        err.to_string().contains("splits.web.canary_weight"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

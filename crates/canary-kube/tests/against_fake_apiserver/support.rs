@@ -16,14 +16,21 @@ pub const POD_METRICS_TARGET: &str =
     "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods?labelSelector=app%3Dweb%2Cversion%3Dcanary";
 
 /// The path and query of the apply to the `WasmPlugin` `shop/canary`.
-pub const WASM_PLUGIN_TARGET: &str = "/apis/extensions.istio.io/v1alpha1/namespaces/shop/wasmplugins/canary?fieldManager=canary-controller&force=true";
+pub const WASM_PLUGIN_TARGET: &str = "/apis/extensions.istio.io/v1alpha1/namespaces/shop/wasmplugins/canary?fieldManager=canary-controller.split.web&force=true";
 
-/// A valid filter configuration with the canary at `weight` percent.
+/// A valid filter configuration whose split for route entry `web` gives
+/// the canary `weight` percent.
 pub fn filter_config(weight: u32) -> FilterConfig {
     let text = format!(
-        r#"{{"routes":[{{"name":"web","match":{{"hosts":["shop.example.com"]}},"stable":"v1","canary":"v2","canary_weight":{weight}}}]}}"#
+        r#"{{"routes":[{{"name":"web","match":{{"hosts":["shop.example.com"]}},"stable":"v1","canary":"v2"}}],
+            "splits":{{"web":{{"stable":"v1","canary":"v2","canary_weight":{weight},"generation":7}}}}}}"#
     );
     canary_config::parse_document(text.as_bytes()).unwrap()
+}
+
+/// The routes a push drives.
+pub fn routes() -> Vec<String> {
+    vec!["web".to_owned()]
 }
 
 /// `config` pushed to `object` through a fake playing `script`.
@@ -33,7 +40,9 @@ pub async fn push_through_fake(
     config: &FilterConfig,
 ) -> (FakeApiServer, Result<AppliedConfig, PushError>) {
     let (fake, client) = fake_with_client(script).await;
-    let pushed = PluginPusher::new(client, object).push(config).await;
+    let pushed = PluginPusher::new(client, object)
+        .push(config, &routes())
+        .await;
     (fake, pushed)
 }
 

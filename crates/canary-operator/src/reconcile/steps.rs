@@ -346,7 +346,7 @@ impl Reconcile<'_> {
             .ok_or_else(|| ActionError::NoConfig(pusher.object().clone()))?;
         let config = split.apply(0, &base, &spec.routes)?;
         if config != base {
-            pusher.push(&config).await?;
+            pusher.push(&config, &spec.routes).await?;
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use crate::support::{json_of, server, wasm_plugins};
 
 /// Runs kubectl without blocking the runtime the server runs on.
-async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
+pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
     tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -27,7 +27,7 @@ async fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
         })
 }
 
-async fn succeed(kubeconfig: &Path, args: &[&str]) -> String {
+pub async fn succeed(kubeconfig: &Path, args: &[&str]) -> String {
     let output = kubectl(kubeconfig, args).await;
     assert!(
         output.status.success(),
@@ -47,7 +47,7 @@ fn manifest(name: &str, failure: &str) -> String {
 
 /// A server, a temporary folder, and a kubeconfig in it for the
 /// administrator.
-async fn with_kubeconfig() -> (TestApiServer, tempfile::TempDir, PathBuf) {
+pub async fn with_kubeconfig() -> (TestApiServer, tempfile::TempDir, PathBuf) {
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");

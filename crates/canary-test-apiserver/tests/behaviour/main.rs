@@ -2,8 +2,10 @@
 //! from the Kubernetes API documentation page cited above it.
 
 mod errors;
+mod gitops;
 mod kubectl;
 mod list_watch;
+mod missing_kinds;
 mod objects;
 mod operator_calls;
 mod patches;

@@ -60,15 +60,18 @@ async fn the_controllers_calls_work_and_are_allowed_by_the_shipped_rbac() {
         client.clone(),
         PluginObject::wasm_plugin("istio-system", "canary"),
     );
-    let mut config = pusher
+    let base = pusher
         .current()
         .await
         .unwrap()
         .expect("the manifest's configuration");
-    config.routes[0].canary_weight = Weight::from_basis_points(1000).unwrap();
-    let applied = pusher.push(&config).await.unwrap();
+    let routes = vec!["web".to_owned()];
+    let mut split = canary_config::Split::of(&base, "web").unwrap();
+    split.canary_weight = Weight::from_basis_points(1000).unwrap();
+    let config = split.apply_to(&base, &routes).unwrap();
+    let applied = pusher.push(&config, &routes).await.unwrap();
     assert_eq!(applied.generation, Some(2));
-    let again = pusher.push(&config).await.unwrap();
+    let again = pusher.push(&config, &routes).await.unwrap();
     assert_eq!(
         again, applied,
         "the same configuration again changes nothing"
