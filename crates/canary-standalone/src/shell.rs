@@ -404,8 +404,8 @@ where
                     stable: &stable,
                     canary: &canary,
                 };
-                let result = metrics.measure(&request, versions, now).await;
-                match &result {
+                let measured = metrics.measure(&request, versions, now).await;
+                match &measured.result {
                     canary_analysis::MeasurementResult::Error(err) => {
                         warn!(metric = %request.metric.name, "measurement error: {err}")
                     }
@@ -419,7 +419,8 @@ where
                     metric: request.metric.name.clone(),
                     finished: Finished {
                         key: request.key,
-                        result,
+                        result: measured.result,
+                        carry: measured.carry,
                     },
                 });
             });
