@@ -167,7 +167,14 @@ pub struct JudgeQuery {
     pub gate: bool,
     /// α, the success risk and the tolerances, checked.
     pub settings: canary_judge::JudgeSettings,
+    /// Latency bounds below this are not judged (`latency.ignoreBelow`).
+    pub latency_floor: Duration,
 }
+
+/// Latency bounds below this are not judged by default: the filter's
+/// routing of canary requests (the route is matched again) adds a fraction
+/// of a millisecond that the judge would otherwise, in time, show.
+pub const DEFAULT_LATENCY_FLOOR: Duration = Duration::from_millis(5);
 
 /// The condition a judge metric's measurements are held to: the judge
 /// decides, a measurement fails exactly when it says Failed.
@@ -487,6 +494,7 @@ fn read_judge(r: &mut Reader, path: String, node: &Node) -> Option<JudgeQuery> {
     let route = object.required_string(r, "route");
     let gate = object.bool(r, "gate").unwrap_or(false);
     let mut settings = canary_judge::JudgeSettings::default();
+    let mut latency_floor = DEFAULT_LATENCY_FLOOR;
     for (key, value) in [
         ("alpha", &mut settings.alpha),
         ("errorShare", &mut settings.error_share),
@@ -503,10 +511,17 @@ fn read_judge(r: &mut Reader, path: String, node: &Node) -> Option<JudgeQuery> {
         let Some(node) = object.get(key) else {
             continue;
         };
-        let Some(inner) = Object::open(r, object.at(key), node, &["absolute", "relative"], &[])
-        else {
+        let fields: &[&str] = if key == "latency" {
+            &["absolute", "relative", "ignoreBelow"]
+        } else {
+            &["absolute", "relative"]
+        };
+        let Some(inner) = Object::open(r, object.at(key), node, fields, &[]) else {
             continue;
         };
+        if let Some(floor) = inner.duration(r, "ignoreBelow") {
+            latency_floor = floor;
+        }
         if let Some(v) = inner.float(r, "absolute") {
             tolerance.absolute = v;
         }
@@ -530,6 +545,7 @@ fn read_judge(r: &mut Reader, path: String, node: &Node) -> Option<JudgeQuery> {
         route: route?,
         gate,
         settings,
+        latency_floor,
     })
 }
 

@@ -39,6 +39,15 @@ fn the_file_form_reads_every_setting_and_defaults_the_rest() {
     assert_eq!(query.settings.latency, defaults.latency);
     assert_eq!(query.settings.success_risk, defaults.success_risk);
     assert_eq!(query.settings.error_share, defaults.error_share);
+    assert_eq!(
+        query.latency_floor,
+        canary_analysis::provider::DEFAULT_LATENCY_FLOOR
+    );
+    let floored = judge_of(
+        "  - name: judge\n    interval: 1s\n    provider:\n      judge: {route: app, latency: {ignoreBelow: 20ms}}\n",
+    );
+    assert_eq!(floored.latency_floor, std::time::Duration::from_millis(20));
+    assert_eq!(floored.settings.latency, defaults.latency);
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub struct FinalTraffic {
 /// What `--json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    /// `success` or `failure`.
+    /// `success`, `failure` or `aa`.
     pub scenario: String,
     /// `promoted` or `rolled_back` (or `stopped`).
     pub outcome: String,
@@ -51,6 +51,9 @@ pub struct Summary {
     pub canary_scaled_down: bool,
     /// Steps of the rollout.
     pub steps: usize,
+    /// The judge's last measurement: its verdict, and for errors and
+    /// latency the counts, the difference with its bounds and the evidence.
+    pub judge: Option<String>,
 }
 
 impl Summary {
@@ -94,6 +97,9 @@ impl Summary {
         }
         if self.canary_scaled_down {
             out.push_str("  canary       scaled down; stable keeps serving\n");
+        }
+        if let Some(judge) = &self.judge {
+            out.push_str(&format!("  judge        {judge}\n"));
         }
         out
     }

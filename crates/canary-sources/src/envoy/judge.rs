@@ -29,6 +29,8 @@ struct JudgeCarry {
     route: String,
     stable: String,
     canary: String,
+    /// Latency bounds below this (µs) are not fed.
+    latency_floor_micros: f64,
     /// The evidence so far.
     judge: Judge,
     /// When the counters below were read.
@@ -62,20 +64,22 @@ impl Reading {
     }
 
     /// What this reading gained since `earlier` (a counter that went down
-    /// means an Envoy restarted: the later value is the whole gain).
-    fn since(&self, earlier: &Reading) -> Increment {
+    /// means an Envoy restarted: the later value is the whole gain), with
+    /// latency bounds below `floor_micros` left out.
+    fn since(&self, earlier: &Reading, floor_micros: f64) -> Increment {
         let now = Histogram {
             buckets: self.latency.clone(),
         };
         let then = Histogram {
             buckets: earlier.latency.clone(),
         };
-        let gained = now.since(Some(&then));
+        let mut gained = now.since(Some(&then));
         let count = gained.count();
+        gained.buckets.retain(|(bound, _)| *bound >= floor_micros);
         Increment {
             requests: delta(self.requests, earlier.requests),
             errors: delta(self.errors, earlier.errors),
-            latency: (count > 0).then(|| Buckets {
+            latency: (count > 0 && !gained.buckets.is_empty()).then(|| Buckets {
                 bounds: gained.buckets.iter().map(|b| b.0).collect(),
                 cumulative: gained.buckets.iter().map(|b| b.1).collect(),
                 count,
@@ -131,6 +135,7 @@ fn look(
                 && c.stable == names.stable
                 && c.canary == names.canary
                 && *c.judge.settings() == query.settings
+                && c.latency_floor_micros == floor_micros(query)
         });
     let (mut judge, previous) = match carried {
         Some(c) => (
@@ -169,8 +174,8 @@ fn look(
     };
     if let Some((stable_then, canary_then)) = base {
         let look = Look {
-            stable: stable_now.since(&stable_then),
-            canary: canary_now.since(&canary_then),
+            stable: stable_now.since(&stable_then, floor_micros(query)),
+            canary: canary_now.since(&canary_then, floor_micros(query)),
         };
         if let Err(err) = judge.observe(&look) {
             // The carry is not advanced: the next look meets the same
@@ -185,6 +190,10 @@ fn look(
     }
 }
 
+fn floor_micros(query: &JudgeQuery) -> f64 {
+    query.latency_floor.as_secs_f64() * 1e6
+}
+
 fn hand_on(
     query: &JudgeQuery,
     names: Versions<'_>,
@@ -195,6 +204,7 @@ fn hand_on(
 ) -> Option<Carry> {
     serde_json::to_value(JudgeCarry {
         route: query.route.clone(),
+        latency_floor_micros: floor_micros(query),
         stable: names.stable.to_owned(),
         canary: names.canary.to_owned(),
         judge: judge.clone(),
@@ -307,6 +317,7 @@ mod tests {
             route: "app".into(),
             gate,
             settings: canary_judge::JudgeSettings::default(),
+            latency_floor: canary_analysis::provider::DEFAULT_LATENCY_FLOOR,
         }
     }
 
@@ -508,6 +519,27 @@ mod tests {
                 .contains("requests slower than 50 ms Failed"),
             "{value}"
         );
+    }
+
+    #[test]
+    fn latency_bounds_below_the_floor_are_not_judged() {
+        let mut floored = query(false);
+        floored.latency_floor = std::time::Duration::from_millis(30);
+        let current = Counts {
+            stable_latency: Some([500, 800, 900, 1000]),
+            canary_latency: Some([50, 80, 90, 100]),
+            ..counts((1000, 0), (100, 0))
+        };
+        let measured = look(
+            &floored,
+            NAMES,
+            Timestamp::from_secs(5),
+            Some(Timestamp::from_secs(0)),
+            None,
+            &snapshot(current),
+            |_| Some(Ok(snapshot(counts((0, 0), (0, 0))))),
+        );
+        assert_eq!(carried(&measured).judge.bounds(), &[50_000.0, 100_000.0]);
     }
 
     #[test]
