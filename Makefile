@@ -1,7 +1,8 @@
 # canary: progressive delivery inside the proxy.
 #
 #   make demo    the whole canary flow on this machine (does its own setup);
-#                make demo SCENARIO=failure shows the automatic rollback
+#                make demo SCENARIO=failure shows the automatic rollback,
+#                SCENARIO=aa two identical versions judged and promoted
 #   make test    setup, lint, unit and end-to-end tests (what CI runs)
 #
 #   make bench   benchmarks, written to BENCHMARKS.md
@@ -46,7 +47,7 @@ wasm-size:
 build:
 	$(CARGO) build -p canary
 
-## demo: the whole canary flow on this machine (SCENARIO=failure for the rollback)
+## demo: the whole canary flow on this machine (SCENARIO=failure for the rollback, SCENARIO=aa for identical versions)
 SCENARIO ?= success
 SPEED ?= 1
 demo: setup wasm build

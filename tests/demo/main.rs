@@ -1,4 +1,4 @@
-//! `canary demo` as a user runs it: both scenarios at high speed, judged
+//! `canary demo` as a user runs it: every scenario at high speed, judged
 //! from the `--json` summary, and an interrupted demo leaves no process or
 //! temporary file behind.
 
@@ -100,6 +100,50 @@ fn the_failure_scenario_rolls_back_and_fails_nothing_afterwards() {
         "{evidence}"
     );
     assert_eq!(summary["canary_scaled_down"], true);
+    assert!(
+        leftovers(tmp.path()).is_empty(),
+        "left behind: {:?}",
+        leftovers(tmp.path())
+    );
+}
+
+/// The canary's and stable's request counts in the judge's errors
+/// comparison (`errors …: canary x/n (…), stable y/m (…)`).
+fn judged_requests(evidence: &str) -> Option<(u64, u64)> {
+    let errors = &evidence[evidence.find("errors ")?..];
+    let count = |who: &str| -> Option<u64> {
+        let rest = &errors[errors.find(who)? + who.len()..];
+        let fraction = rest.split_whitespace().next()?;
+        fraction.split('/').nth(1)?.parse().ok()
+    };
+    Some((count("canary ")?, count("stable ")?))
+}
+
+#[test]
+fn the_aa_scenario_shows_the_judges_evidence_and_promotes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let summary = run_demo("aa", tmp.path());
+    // Structure only: the verdict of a random A/A run is not asserted
+    // (the judge's false-rollback rate is at most 1%, not 0).
+    assert_eq!(summary["scenario"], "aa");
+    assert!(
+        ["promoted", "rolled_back"].contains(&summary["outcome"].as_str().unwrap_or("")),
+        "{summary}"
+    );
+    let evidence = summary["judge"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no judge evidence: {summary}"));
+    for part in [
+        "verdict: ",
+        "failure evidence",
+        "success evidence",
+        "difference",
+    ] {
+        assert!(evidence.contains(part), "{part:?} missing: {evidence}");
+    }
+    let (canary, stable) =
+        judged_requests(evidence).unwrap_or_else(|| panic!("no counts: {evidence}"));
+    assert!(canary > 0 && stable > 0, "{evidence}");
     assert!(
         leftovers(tmp.path()).is_empty(),
         "left behind: {:?}",

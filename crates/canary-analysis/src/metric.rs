@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::condition::Condition;
 use crate::fields::{Object, Reader, Unsupported};
-use crate::provider::{read_provider, Provider};
+use crate::provider::{read_provider, JudgeQuery, Provider, JUDGE_FAILURE_CONDITION};
 use crate::yaml::Node;
 
 /// Argo's default `consecutiveErrorLimit`.
@@ -94,7 +94,7 @@ pub fn read_metric(r: &mut Reader, path: String, node: &Node) -> Option<Metric> 
             object.fail(
                 r,
                 "provider",
-                "missing; set one of: prometheus, web, envoy, kubernetes",
+                "missing; set one of: prometheus, web, envoy, judge, kubernetes",
             );
             None
         }
@@ -140,7 +140,7 @@ pub fn read_metric(r: &mut Reader, path: String, node: &Node) -> Option<Metric> 
         );
     }
     if let (Some(_), Some(provider)) = (min_samples, &provider) {
-        if !provider.reports_samples() {
+        if !provider.reports_samples() && !matches!(provider, Provider::Judge(_)) {
             object.fail(
                 r,
                 "minSamples",
@@ -151,6 +151,16 @@ pub fn read_metric(r: &mut Reader, path: String, node: &Node) -> Option<Metric> 
             );
         }
     }
+    let failure_condition = match &provider {
+        Some(Provider::Judge(query)) => judge_rules(
+            r,
+            &object,
+            query,
+            consecutive_success_limit,
+            failure_condition,
+        ),
+        _ => failure_condition,
+    };
     if r.problems.len() > before {
         return None;
     }
@@ -168,6 +178,52 @@ pub fn read_metric(r: &mut Reader, path: String, node: &Node) -> Option<Metric> 
         min_samples,
         provider: provider?,
     })
+}
+
+/// A judge metric's own rules: the judge decides each measurement (its
+/// failure condition is implied), it needs no minimum sample count, and a
+/// guard (not `gate`) passes every look that shows no failure, so a
+/// `consecutiveSuccessLimit` would stop it after that many looks.
+fn judge_rules(
+    r: &mut Reader,
+    object: &Object<'_>,
+    query: &JudgeQuery,
+    consecutive_success_limit: u32,
+    written: Option<Condition>,
+) -> Option<Condition> {
+    for key in ["successCondition", "failureCondition"] {
+        if object.has(key) {
+            object.fail(
+                r,
+                key,
+                "the judge decides each measurement (it fails when the judge says Failed); remove the condition",
+            );
+        }
+    }
+    if object.has("minSamples") {
+        object.fail(
+            r,
+            "minSamples",
+            "the judge needs no minimum: its bounds hold from the first request, and few requests give wide bounds",
+        );
+    }
+    if !query.gate && consecutive_success_limit > 0 {
+        object.fail(
+            r,
+            "consecutiveSuccessLimit",
+            "a judge without `gate: true` passes every look that shows no failure, so this would stop it after that many looks; set `gate: true` to wait until the judge says Successful",
+        );
+    }
+    if written.is_some() {
+        return written;
+    }
+    match Condition::parse(JUDGE_FAILURE_CONDITION) {
+        Ok(condition) => Some(condition),
+        Err(reason) => {
+            object.fail(r, "provider", reason);
+            None
+        }
+    }
 }
 
 fn read_condition(r: &mut Reader, object: &Object<'_>, key: &str) -> Option<Condition> {

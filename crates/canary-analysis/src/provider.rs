@@ -3,7 +3,10 @@
 //! feeds the result back.
 //!
 //! `prometheus` and `web` are Argo Rollouts' own; `envoy` (the canary
-//! filter's stats) and `kubernetes` (pod readiness and CPU) are canary's.
+//! filter's stats), `judge` (canary against stable, anytime-valid, see
+//! `docs/judge.md`) and `kubernetes` (pod readiness and CPU) are canary's.
+//! canary's own providers are also read in the form Argo's CRD stores
+//! them, as a metric plugin: `plugin: {canary.dev/judge: {...}}`.
 
 use std::time::Duration;
 
@@ -21,6 +24,9 @@ pub enum Provider {
     Envoy(EnvoyQuery),
     /// Pods of the version, from the Kubernetes API.
     Kubernetes(KubernetesQuery),
+    /// The judge: canary against stable from the filter's stats, over
+    /// every interval the split was in force.
+    Judge(JudgeQuery),
 }
 
 impl Provider {
@@ -31,6 +37,7 @@ impl Provider {
             Provider::Web(_) => "web",
             Provider::Envoy(_) => "envoy",
             Provider::Kubernetes(_) => "kubernetes",
+            Provider::Judge(_) => "judge",
         }
     }
 
@@ -158,6 +165,31 @@ pub struct EnvoyQuery {
     pub window: Option<Duration>,
 }
 
+/// `provider.judge` (or `provider.plugin.canary.dev/judge`): the judge's
+/// settings for one route entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JudgeQuery {
+    /// The filter's route entry (`routes[].name`).
+    pub route: String,
+    /// Whether a measurement passes only once the judge says Successful
+    /// (a step's gate); otherwise every look that shows no failure passes
+    /// (a guard).
+    pub gate: bool,
+    /// α, the success risk and the tolerances, checked.
+    pub settings: canary_judge::JudgeSettings,
+    /// Latency bounds below this are not judged (`latency.ignoreBelow`).
+    pub latency_floor: Duration,
+}
+
+/// Latency bounds below this are not judged by default: the filter's
+/// routing of canary requests (the route is matched again) adds a fraction
+/// of a millisecond that the judge would otherwise, in time, show.
+pub const DEFAULT_LATENCY_FLOOR: Duration = Duration::from_millis(5);
+
+/// The condition a judge metric's measurements are held to: the judge
+/// decides, a measurement fails exactly when it says Failed.
+pub const JUDGE_FAILURE_CONDITION: &str = "result.verdict == \"Failed\"";
+
 /// What a Kubernetes metric measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KubernetesQuantity {
@@ -183,40 +215,22 @@ const UNSUPPORTED_PROVIDERS: &[Unsupported] = &[
         "job",
         "canary runs no Kubernetes Jobs; use `web` to call a test endpoint",
     ),
-    (
-        "datadog",
-        "canary supports the prometheus, web, envoy and kubernetes providers",
-    ),
-    (
-        "newRelic",
-        "canary supports the prometheus, web, envoy and kubernetes providers",
-    ),
-    (
-        "wavefront",
-        "canary supports the prometheus, web, envoy and kubernetes providers",
-    ),
-    (
-        "kayenta",
-        "canary supports the prometheus, web, envoy and kubernetes providers",
-    ),
-    (
-        "cloudWatch",
-        "canary supports the prometheus, web, envoy and kubernetes providers",
-    ),
-    (
-        "graphite",
-        "canary supports the prometheus, web, envoy and kubernetes providers",
-    ),
-    (
-        "influxdb",
-        "canary supports the prometheus, web, envoy and kubernetes providers",
-    ),
-    (
-        "skywalking",
-        "canary supports the prometheus, web, envoy and kubernetes providers",
-    ),
-    ("plugin", "canary loads no metric plugins"),
+    ("datadog", SUPPORTED),
+    ("newRelic", SUPPORTED),
+    ("wavefront", SUPPORTED),
+    ("kayenta", SUPPORTED),
+    ("cloudWatch", SUPPORTED),
+    ("graphite", SUPPORTED),
+    ("influxdb", SUPPORTED),
+    ("skywalking", SUPPORTED),
 ];
+
+const SUPPORTED: &str =
+    "canary supports the prometheus, web, envoy, judge and kubernetes providers";
+
+/// The metric plugins canary reads: its own providers in the form Argo's
+/// CRD stores them.
+const PLUGINS: [&str; 2] = ["canary.dev/judge", "canary.dev/envoy"];
 
 const AUTHENTICATION: Unsupported = (
     "authentication",
@@ -225,7 +239,14 @@ const AUTHENTICATION: Unsupported = (
 
 /// Reads `provider` of a metric: exactly one provider.
 pub fn read_provider(r: &mut Reader, path: String, node: &Node) -> Option<Provider> {
-    let known = ["prometheus", "web", "envoy", "kubernetes"];
+    let known = [
+        "prometheus",
+        "web",
+        "envoy",
+        "kubernetes",
+        "judge",
+        "plugin",
+    ];
     let object = Object::open(r, path, node, &known, UNSUPPORTED_PROVIDERS)?;
     let present: Vec<&str> = known.into_iter().filter(|k| object.has(k)).collect();
     match present.as_slice() {
@@ -247,6 +268,8 @@ pub fn read_provider(r: &mut Reader, path: String, node: &Node) -> Option<Provid
                 "prometheus" => read_prometheus(r, at, node).map(Provider::Prometheus),
                 "web" => read_web(r, at, node).map(Provider::Web),
                 "envoy" => read_envoy(r, at, node).map(Provider::Envoy),
+                "judge" => read_judge(r, at, node).map(Provider::Judge),
+                "plugin" => read_plugin(r, at, node),
                 _ => read_kubernetes(r, at, node).map(Provider::Kubernetes),
             }
         }
@@ -434,6 +457,116 @@ fn read_envoy(r: &mut Reader, path: String, node: &Node) -> Option<EnvoyQuery> {
         quantity: quantity?,
         window,
     })
+}
+
+/// `plugin`: exactly one of canary's own providers, under its plugin name.
+fn read_plugin(r: &mut Reader, path: String, node: &Node) -> Option<Provider> {
+    let object = Object::open(r, path, node, &PLUGINS, &[])?;
+    let present: Vec<&str> = PLUGINS.into_iter().filter(|k| object.has(k)).collect();
+    let [one] = present.as_slice() else {
+        let reason = if present.is_empty() {
+            format!(
+                "no plugin; canary loads no metric plugins, it reads its own providers in this form: {}",
+                PLUGINS.join(", ")
+            )
+        } else {
+            format!(
+                "more than one plugin ({}); set exactly one",
+                present.join(", ")
+            )
+        };
+        r.fail(object.line(), object.path.clone(), reason);
+        return None;
+    };
+    let node = object.require(r, one)?;
+    let at = object.at(one);
+    match *one {
+        "canary.dev/judge" => read_judge(r, at, node).map(Provider::Judge),
+        _ => read_envoy(r, at, node).map(Provider::Envoy),
+    }
+}
+
+/// `judge`: `route`, `gate`, and the judge's settings under their own
+/// names (`alpha`, `errorShare`, `successRisk`, `errors` and `latency`
+/// with `absolute` and `relative`), each checked as the judge checks it.
+fn read_judge(r: &mut Reader, path: String, node: &Node) -> Option<JudgeQuery> {
+    let known = [
+        "route",
+        "gate",
+        "alpha",
+        "errorShare",
+        "successRisk",
+        "errors",
+        "latency",
+    ];
+    let object = Object::open(r, path, node, &known, &[])?;
+    let before = r.problems.len();
+    let route = object.required_string(r, "route");
+    let gate = object.bool(r, "gate").unwrap_or(false);
+    let mut settings = canary_judge::JudgeSettings::default();
+    let mut latency_floor = DEFAULT_LATENCY_FLOOR;
+    for (key, value) in [
+        ("alpha", &mut settings.alpha),
+        ("errorShare", &mut settings.error_share),
+        ("successRisk", &mut settings.success_risk),
+    ] {
+        if let Some(v) = object.float(r, key) {
+            *value = v;
+        }
+    }
+    for (key, tolerance) in [
+        ("errors", &mut settings.errors),
+        ("latency", &mut settings.latency),
+    ] {
+        let Some(node) = object.get(key) else {
+            continue;
+        };
+        let fields: &[&str] = if key == "latency" {
+            &["absolute", "relative", "ignoreBelow"]
+        } else {
+            &["absolute", "relative"]
+        };
+        let Some(inner) = Object::open(r, object.at(key), node, fields, &[]) else {
+            continue;
+        };
+        if let Some(floor) = inner.duration(r, "ignoreBelow") {
+            latency_floor = floor;
+        }
+        if let Some(v) = inner.float(r, "absolute") {
+            tolerance.absolute = v;
+        }
+        if let Some(v) = inner.float(r, "relative") {
+            tolerance.relative = v;
+        }
+    }
+    if r.problems.len() == before {
+        if let Err(error) = settings.validate() {
+            let key = judge_setting_key(&error);
+            // `errors.absolute`: the line of `errors`.
+            let head = key.split('.').next().unwrap_or(key);
+            let line = object.get(head).map_or(object.line(), |node| node.line);
+            r.fail(line, object.at(key), error.to_string());
+        }
+    }
+    if r.problems.len() > before {
+        return None;
+    }
+    Some(JudgeQuery {
+        route: route?,
+        gate,
+        settings,
+        latency_floor,
+    })
+}
+
+/// The template key of the setting a judge settings error is about.
+fn judge_setting_key(error: &canary_judge::SettingsError) -> &'static str {
+    use canary_judge::SettingsError;
+    match error {
+        SettingsError::NotAProbability { field, .. }
+        | SettingsError::BadTolerance { field, .. } => field,
+        SettingsError::SuccessRiskBelowAlpha { .. } => "successRisk",
+    }
 }
 
 fn read_kubernetes(r: &mut Reader, path: String, node: &Node) -> Option<KubernetesQuery> {

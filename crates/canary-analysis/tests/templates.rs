@@ -155,7 +155,7 @@ fn unknown_fields_are_refused_with_their_line_and_the_allowed_names() {
 #[test]
 fn argo_features_canary_lacks_are_refused_not_ignored() {
     let problems = problems_of("    provider:\n      datadog: {query: x}\n");
-    assert_eq!(problems, vec!["9: spec.metrics[0].provider.datadog: not supported: canary supports the prometheus, web, envoy and kubernetes providers"]);
+    assert_eq!(problems, vec!["9: spec.metrics[0].provider.datadog: not supported: canary supports the prometheus, web, envoy, judge and kubernetes providers"]);
     let problems = problems_of("    provider:\n      web: {url: 'http://x', authentication: {}}\n");
     assert!(
         problems[0].contains("provider.web.authentication: not supported"),

@@ -65,7 +65,11 @@ pub async fn run(
         stage = Stage::start(&timings) => stage?,
         _ = &mut interrupt => return Err(DemoError::Interrupted),
     };
+    let baseline = options.scenario.baseline_errors();
+    stage.stable.set_error_rate(baseline);
+    stage.canary.set_error_rate(baseline);
     let _cursor = live.then(HiddenCursor::new);
+    let mut judged: Option<String> = None;
     let mut printed = 0;
     let mut notes = Vec::new();
     let mut reached_25: Option<Instant> = None;
@@ -82,6 +86,9 @@ pub async fn run(
             }
         }
         let status = stage.board.report(None).unwrap_or_default();
+        if let Some(latest) = judge_evidence(&status) {
+            judged = Some(latest);
+        }
         if options.scenario == Scenario::Failure && fault_at.is_none() {
             if reached_25.is_none() && status.traffic.canary_weight >= 25.0 {
                 reached_25 = Some(Instant::now());
@@ -178,7 +185,7 @@ pub async fn run(
             say(&line);
         }
     }
-    let summary = summarise(
+    let mut summary = summarise(
         &options,
         outcome,
         &status,
@@ -190,6 +197,7 @@ pub async fn run(
         scaled_down,
         started.elapsed(),
     );
+    summary.judge = judge_evidence(&status).or(judged);
     drop(stage);
     Ok(summary)
 }
@@ -219,12 +227,12 @@ fn summarise(
         Outcome::Promoted => (
             "promoted",
             PROMOTED_VERDICT.to_owned(),
-            options.scenario == Scenario::Success,
+            options.scenario.promotes(),
         ),
         Outcome::Aborted => (
             "rolled_back",
             ROLLED_BACK_VERDICT.to_owned(),
-            options.scenario == Scenario::Failure,
+            !options.scenario.promotes(),
         ),
         Outcome::Stopped | Outcome::StoppedUnconfirmed => {
             ("stopped", "stopped before the end".to_owned(), false)
@@ -293,7 +301,20 @@ fn summarise(
         canary_scaled_down: scaled_down,
         steps: status.steps,
         guard_trip: trip,
+        judge: None,
     }
+}
+
+/// The judge's latest measurement in `status` (its value, or why it had
+/// not enough data), if it has measured.
+fn judge_evidence(status: &canary_rollout::driver::Report) -> Option<String> {
+    status
+        .analyses
+        .iter()
+        .flat_map(|analysis| &analysis.metrics)
+        .filter(|metric| metric.name == "judge")
+        .filter_map(|metric| metric.measurements.last())
+        .find_map(|m| m.value.clone().or_else(|| m.message.clone()))
 }
 
 fn unix_ms() -> u64 {

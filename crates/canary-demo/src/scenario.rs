@@ -2,8 +2,10 @@
 //!
 //! The rollout is the seed's: 10% → 25% → 50% → 75% → 100%, each weight
 //! followed by a wait and the seed's pod-health analysis (readiness ≥ 0.5,
-//! CPU ≤ 0.9, count 3, failureLimit 2), plus a background analysis of the
-//! filter's own error rate and p99 latency for the canary. The seed's
+//! CPU ≤ 0.9, count 3, failureLimit 2), plus the judge in the background:
+//! canary against stable on the filter's own error counters and latency
+//! histograms, with a bounded chance of a false rollback (`docs/judge.md`)
+//! instead of fixed thresholds. The seed's
 //! 15-second interval and 30-second waits are scaled down (interval 3 s,
 //! waits 6 s at `--speed 1`) so a run takes about a minute; `--speed N`
 //! divides every duration by N.
@@ -20,25 +22,43 @@ pub enum Scenario {
     /// guard cuts it off within a few requests and the controller rolls it
     /// back.
     Failure,
+    /// Both versions are the same and fail alike (1% 5xx): the judge's
+    /// evidence builds, never shows the canary worse, and it is promoted.
+    Aa,
 }
 
 impl Scenario {
-    /// Parses `success` or `failure`.
+    /// Parses `success`, `failure` or `aa`.
     pub fn parse(text: &str) -> Result<Scenario, String> {
         match text {
             "success" => Ok(Scenario::Success),
             "failure" => Ok(Scenario::Failure),
+            "aa" => Ok(Scenario::Aa),
             other => Err(format!(
-                "unknown scenario {other:?}: use success or failure"
+                "unknown scenario {other:?}: use success, failure or aa"
             )),
         }
     }
 
-    /// `success` or `failure`.
+    /// `success`, `failure` or `aa`.
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Success => "success",
             Scenario::Failure => "failure",
+            Scenario::Aa => "aa",
+        }
+    }
+
+    /// Whether the canary should end promoted.
+    pub fn promotes(self) -> bool {
+        self != Scenario::Failure
+    }
+
+    /// Share of requests both versions fail from the start.
+    pub fn baseline_errors(self) -> f64 {
+        match self {
+            Scenario::Aa => 0.01,
+            Scenario::Success | Scenario::Failure => 0.0,
         }
     }
 }
@@ -50,10 +70,8 @@ pub struct Timings {
     pub pause: Duration,
     /// Interval of the pod-health metrics.
     pub interval: Duration,
-    /// Interval of the background traffic metrics.
+    /// Interval of the judge's looks.
     pub background_interval: Duration,
-    /// Window of the filter's traffic metrics.
-    pub window: Duration,
     /// When, after the canary reaches 25%, the failure scenario breaks it.
     pub fault_delay: Duration,
     /// Envoy's health check interval (readiness).
@@ -74,8 +92,7 @@ impl Timings {
         Timings {
             pause: scaled(6.0, 200),
             interval: scaled(3.0, 200),
-            background_interval: scaled(2.0, 200),
-            window: scaled(4.0, 1_000),
+            background_interval: scaled(1.0, 200),
             fault_delay: scaled(2.0, 100),
             health_check: scaled(1.0, 100),
         }
@@ -92,7 +109,6 @@ pub fn rollout_yaml(timings: &Timings, canary_backend: SocketAddr) -> String {
     let pause = millis(timings.pause);
     let interval = millis(timings.interval);
     let background = millis(timings.background_interval);
-    let window = millis(timings.window);
     let mut steps = String::new();
     for weight in [10, 25, 50, 75] {
         steps.push_str(&format!(
@@ -112,7 +128,7 @@ spec:
   canaryVersion: v2
   progressDeadline: 2m
   analysis:
-    templates: [{{templateName: canary-traffic}}]
+    templates: [{{templateName: judge}}]
   steps:
 {steps}---
 # The seed's analysis: readiness at least 50% and CPU at most 90%, three
@@ -142,34 +158,24 @@ spec:
         url: http://{canary_backend}/_sim/state
         jsonPath: "{{$.cpu}}"
 ---
-# The filter's own view of the canary, all along the rollout.
+# The judge, all along the rollout: canary against stable on the
+# filter's own counters and latency histograms, over every interval the
+# split was in force. It rolls back once the canary is shown worse than
+# stable by more than the tolerance (0.1 point of errors; 2 points or a
+# fifth more of requests slower than each latency bound), with at most a
+# 1% chance of ever doing so falsely over the whole rollout.
 apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata:
-  name: canary-traffic
+  name: judge
 spec:
   metrics:
-  - name: error-rate
+  - name: judge
     interval: {background}
-    failureLimit: 2
-    minSamples: 5
-    successCondition: result <= 0.05
     provider:
-      envoy:
+      judge:
         route: app
-        quantity: error-rate
-        window: {window}
-  - name: latency-p99
-    interval: {background}
-    failureLimit: 2
-    minSamples: 5
-    successCondition: result <= 500
-    provider:
-      envoy:
-        route: app
-        quantity: latency
-        quantile: 0.99
-        window: {window}
+        alpha: 0.01
 "#
     )
 }
@@ -201,8 +207,11 @@ mod tests {
         assert_eq!(normal.pause, Duration::from_secs(6));
         assert_eq!(fast.pause, Duration::from_secs(2));
         assert_eq!(fast.interval, Duration::from_secs(1));
-        // Floors keep windows meaningful.
-        assert_eq!(Timings::at_speed(1000.0).window, Duration::from_secs(1));
+        // Floors keep intervals meaningful.
+        assert_eq!(
+            Timings::at_speed(1000.0).background_interval,
+            Duration::from_millis(200)
+        );
         assert_eq!(Timings::at_speed(-1.0), normal);
     }
 

@@ -35,7 +35,7 @@ pub struct GuardTrip {
 /// What `--json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    /// `success` or `failure`.
+    /// `success`, `failure` or `aa`.
     pub scenario: String,
     /// `promoted` or `rolled_back` (or `stopped`).
     pub outcome: String,
@@ -65,6 +65,9 @@ pub struct Summary {
     pub steps: usize,
     /// The in-proxy guard's trip, if it tripped.
     pub guard_trip: Option<GuardTrip>,
+    /// The judge's last measurement: its verdict, and for errors and
+    /// latency the counts, the difference with its bounds and the evidence.
+    pub judge: Option<String>,
 }
 
 impl Summary {
@@ -117,6 +120,9 @@ impl Summary {
         }
         if self.canary_scaled_down {
             out.push_str("  canary       scaled down; stable keeps serving\n");
+        }
+        if let Some(judge) = &self.judge {
+            out.push_str(&format!("  judge        {judge}\n"));
         }
         out
     }

@@ -262,11 +262,20 @@ pub fn frame(
             let value = last
                 .and_then(|m| m.value.clone())
                 .unwrap_or_else(|| "-".into());
+            // A long value (the judge's evidence) goes below, wrapped.
+            let (short, long) = if value.chars().count() > 12 {
+                ("", Some(value.as_str()))
+            } else {
+                (value.as_str(), None)
+            };
             let _ = writeln!(
                 out,
-                "  {:<14} {:<12} {value:<12} {marks}",
+                "  {:<14} {:<12} {short:<12} {marks}",
                 metric.name, metric.phase
             );
+            for line in long.map(|text| wrap(text, 68)).unwrap_or_default() {
+                let _ = writeln!(out, "    {dim}{line}{reset}");
+            }
         }
     }
     let _ = writeln!(out);

@@ -13,8 +13,8 @@ use canary_analysis::{MeasurementResult, Timestamp};
 
 use crate::command::{Command, CommandError};
 use crate::driver::{
-    expected_weights, Driver, Effects, Finished, Input, MeasureRequest, Observation, Outcome,
-    Position, ProxyState, PushOutcome, Report, RouteShows, Settings, Shows, SplitPush,
+    expected_weights, Driver, Effects, Finished, Input, MeasureRequest, Measured, Observation,
+    Outcome, Position, ProxyState, PushOutcome, Report, RouteShows, Settings, Shows, SplitPush,
 };
 use crate::event::{Event, EventKind};
 use crate::ports::{
@@ -274,11 +274,15 @@ impl Clock for TestClock {
 /// split was in force.
 pub type Answer = dyn Fn(&Metric, Timestamp, Option<Timestamp>) -> MeasurementResult + Send + Sync;
 
+/// How a fake metric source that carries state answers: by request (with
+/// what the metric carried) and time.
+pub type CarryingAnswer = dyn Fn(&MeasureRequest, Timestamp) -> Measured + Send + Sync;
+
 /// A metric source answering from a function; a metric named in `hang`
 /// never answers.
 #[derive(Clone)]
 pub struct FakeMetrics {
-    answer: Arc<Answer>,
+    answer: Arc<CarryingAnswer>,
     hang: Arc<Mutex<Vec<String>>>,
 }
 
@@ -289,6 +293,16 @@ impl FakeMetrics {
             + Send
             + Sync
             + 'static,
+    ) -> FakeMetrics {
+        FakeMetrics::carrying(move |request, now| {
+            Measured::from(answer(&request.metric, now, request.in_force_since))
+        })
+    }
+
+    /// Answers with `answer`, which sees what the metric carried and hands
+    /// back what to carry on.
+    pub fn carrying(
+        answer: impl Fn(&MeasureRequest, Timestamp) -> Measured + Send + Sync + 'static,
     ) -> FakeMetrics {
         FakeMetrics {
             answer: Arc::new(answer),
@@ -302,11 +316,11 @@ impl FakeMetrics {
     }
 
     /// The answer to `request` at `now`, or `None` if it hangs.
-    pub fn answer(&self, request: &MeasureRequest, now: Timestamp) -> Option<MeasurementResult> {
+    pub fn answer(&self, request: &MeasureRequest, now: Timestamp) -> Option<Measured> {
         if lock(&self.hang).contains(&request.metric.name) {
             return None;
         }
-        Some((self.answer)(&request.metric, now, request.in_force_since))
+        Some((self.answer)(request, now))
     }
 }
 
@@ -316,7 +330,7 @@ impl MetricSource for FakeMetrics {
         request: &'a MeasureRequest,
         _versions: Versions<'a>,
         now: Timestamp,
-    ) -> BoxFuture<'a, MeasurementResult> {
+    ) -> BoxFuture<'a, Measured> {
         match self.answer(request, now) {
             Some(result) => Box::pin(async move { result }),
             None => Box::pin(std::future::pending()),
@@ -469,9 +483,10 @@ impl Sim {
             .filter_map(|(_, request)| {
                 self.metrics
                     .answer(&request, self.now)
-                    .map(|result| Finished {
+                    .map(|measured| Finished {
                         key: request.key,
-                        result,
+                        result: measured.result,
+                        carry: measured.carry,
                     })
             })
             .collect();

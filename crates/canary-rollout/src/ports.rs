@@ -7,9 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use canary_analysis::{MeasurementResult, Timestamp};
+use canary_analysis::Timestamp;
 
-use crate::driver::{MeasureRequest, Observation, Position, SplitPush};
+use crate::driver::{MeasureRequest, Measured, Observation, Position, SplitPush};
 
 /// A boxed future, as the ports return them.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -27,13 +27,14 @@ pub struct Versions<'a> {
 /// toward `consecutiveErrorLimit`, which can only lead to a rollback),
 /// never a pass.
 pub trait MetricSource: Send + Sync {
-    /// Measures `request.metric` at `now` for `versions`.
+    /// Measures `request.metric` at `now` for `versions`, going on from
+    /// `request.carry`; what it hands back to carry on goes with the result.
     fn measure<'a>(
         &'a self,
         request: &'a MeasureRequest,
         versions: Versions<'a>,
         now: Timestamp,
-    ) -> BoxFuture<'a, MeasurementResult>;
+    ) -> BoxFuture<'a, Measured>;
 }
 
 /// Why a split was not delivered.

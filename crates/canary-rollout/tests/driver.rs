@@ -377,3 +377,111 @@ fn a_measurement_result_shape_is_unchanged() {
     assert_eq!(request.metric.name, "pod-readiness");
     let _: MeasurementResult = MeasurementResult::sampled(1.0, 1);
 }
+
+/// A rollout judged in the background by a judge metric.
+fn judged() -> Arc<RolloutSpec> {
+    spec(&[(
+        "rollout.yaml",
+        "apiVersion: canary.dev/v1alpha1\nkind: CanaryRollout\nmetadata: {name: web}\nspec:\n  routes: [web]\n  stableVersion: web-v1\n  canaryVersion: web-v2\n  analysis: {templates: [{templateName: judge}]}\n  steps:\n  - setWeight: 10\n  - pause: {duration: 30s}\n  - setWeight: 50\n  - pause: {duration: 30s}\n---\napiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: judge}\nspec:\n  metrics:\n  - name: judge\n    interval: 1s\n    provider:\n      judge: {route: web}\n",
+    )])
+}
+
+/// A judge stand-in: counts its looks in its carry, and says Failed once
+/// it has counted `fail_at` (never when 0).
+fn counting_judge(fail_at: u64) -> FakeMetrics {
+    FakeMetrics::carrying(move |request, _| {
+        let looks = request.carry.as_ref().and_then(|c| c.as_u64()).unwrap_or(0) + 1;
+        let verdict = if fail_at > 0 && looks >= fail_at {
+            "Failed"
+        } else {
+            "NotEnoughData"
+        };
+        let value = canary_analysis::MetricValue::Map(
+            [(
+                "verdict".to_owned(),
+                canary_analysis::MetricValue::String(verdict.to_owned()),
+            )]
+            .into_iter()
+            .collect(),
+        );
+        canary_rollout::driver::Measured {
+            result: MeasurementResult::sampled(value, looks),
+            carry: Some(serde_json::json!(looks)),
+        }
+    })
+}
+
+fn carried(request: &canary_rollout::driver::MeasureRequest) -> Option<u64> {
+    request.carry.as_ref().and_then(|c| c.as_u64())
+}
+
+#[test]
+fn a_metrics_carry_goes_on_over_steps_and_restarts() {
+    let spec = judged();
+    let mut sim = Sim::start(Arc::clone(&spec), 1, counting_judge(0));
+    assert_eq!(sim.run_until(secs(40)), None);
+    let carries: Vec<Option<u64>> = sim
+        .measure_requests()
+        .iter()
+        .map(|(_, r)| carried(r))
+        .collect();
+    assert_eq!(carries[0], None);
+    // Each request carries what the one before handed back, over the step
+    // from 10% to 50%.
+    for pair in carries.windows(2) {
+        assert_eq!(pair[1], Some(pair[0].unwrap_or(0) + 1), "{carries:?}");
+    }
+    let saved = sim.store.saved().expect("saved");
+    let last = *carries.last().unwrap();
+    assert!(saved.carry["judge"].as_u64() >= last, "{:?}", saved.carry);
+    // A restart goes on from the saved carry.
+    let mut resumed = Sim::open(
+        Arc::clone(&spec),
+        sim.fleet.clone(),
+        sim.metrics.clone(),
+        sim.store.clone(),
+        sim.now,
+    );
+    assert_eq!(resumed.run_until(secs(50)), None);
+    let (_, first) = resumed
+        .measure_requests()
+        .into_iter()
+        .next()
+        .expect("a measurement after the restart");
+    assert_eq!(carried(&first), saved.carry["judge"].as_u64());
+    assert_eq!(resumed.run_until(secs(200)), Some(Outcome::Promoted));
+}
+
+#[test]
+fn a_retry_judges_the_new_attempt_anew() {
+    let spec = judged();
+    let mut sim = Sim::start(Arc::clone(&spec), 1, counting_judge(5));
+    assert_eq!(sim.run_until(secs(60)), Some(Outcome::Aborted));
+    assert!(sim
+        .store
+        .saved()
+        .expect("saved")
+        .carry
+        .contains_key("judge"));
+    assert_eq!(sim.step(Some(Command::Retry)), Some(Ok(())));
+    let retried_at = sim.now;
+    sim.run_until(secs(70));
+    let after: Vec<Option<u64>> = sim
+        .measure_requests()
+        .into_iter()
+        .filter(|(at, _)| *at >= retried_at)
+        .map(|(_, r)| carried(&r))
+        .collect();
+    assert_eq!(after.first(), Some(&None), "{after:?}");
+}
+
+#[test]
+fn positions_saved_before_carries_existed_still_load() {
+    let mut sim = Sim::start(seed(), 1, healthy());
+    sim.run_until(secs(20));
+    let mut json = serde_json::to_value(sim.store.saved().expect("saved")).unwrap();
+    assert!(json.get("carry").is_none(), "no carry, no field: {json}");
+    json.as_object_mut().unwrap().remove("carry");
+    let position = canary_rollout::driver::Position::from_json(&json).expect("loads");
+    assert!(position.carry.is_empty());
+}

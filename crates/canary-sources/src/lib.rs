@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use canary_analysis::provider::Provider;
 use canary_analysis::{MeasurementResult, Timestamp};
-use canary_rollout::driver::MeasureRequest;
+use canary_rollout::driver::{MeasureRequest, Measured};
 use canary_rollout::ports::{BoxFuture, MetricSource, Versions};
 
 use crate::envoy::EnvoySource;
@@ -70,15 +70,20 @@ impl Sources {
         }
     }
 
-    /// Measures `request` for `versions` at `now`. No remembered secret
-    /// value appears in the result's message.
+    /// Measures `request` for `versions` at `now`, going on from what the
+    /// metric carried (the judge's evidence). No remembered secret value
+    /// appears in the result's message.
     pub async fn measure(
         &self,
         request: &MeasureRequest,
         versions: Versions<'_>,
         now: Timestamp,
-    ) -> MeasurementResult {
-        redact::scrub_result(self.measure_unscrubbed(request, versions, now).await)
+    ) -> Measured {
+        let measured = self.measure_unscrubbed(request, versions, now).await;
+        Measured {
+            result: redact::scrub_result(measured.result),
+            carry: measured.carry,
+        }
     }
 
     async fn measure_unscrubbed(
@@ -86,32 +91,55 @@ impl Sources {
         request: &MeasureRequest,
         versions: Versions<'_>,
         now: Timestamp,
-    ) -> MeasurementResult {
+    ) -> Measured {
         let metric = &request.metric;
         match &metric.provider {
             Provider::Prometheus(query) => {
-                prometheus::measure(&self.http, query, self.prometheus_url.as_deref()).await
+                prometheus::measure(&self.http, query, self.prometheus_url.as_deref())
+                    .await
+                    .into()
             }
-            Provider::Web(query) => web::measure(&self.http, query).await,
+            Provider::Web(query) => web::measure(&self.http, query).await.into(),
             Provider::Envoy(query) => match &self.envoy {
                 Some(envoy) => {
                     let window = metric.interval.unwrap_or(DEFAULT_ENVOY_WINDOW);
                     envoy
                         .measure(query, versions, now, window, request.in_force_since)
                         .await
+                        .into()
                 }
-                None => MeasurementResult::error(
-                    "metric uses provider envoy, but no Envoy admin endpoint is configured (--envoy-admin)",
-                ),
+                None => no_envoy("envoy"),
+            },
+            Provider::Judge(query) => match &self.envoy {
+                Some(envoy) => {
+                    envoy
+                        .judge(
+                            query,
+                            versions,
+                            now,
+                            request.in_force_since,
+                            request.carry.as_ref(),
+                        )
+                        .await
+                }
+                None => no_envoy("judge"),
             },
             Provider::Kubernetes(query) => match &self.kubernetes {
-                Some(kubernetes) => kubernetes.measure(query).await,
+                Some(kubernetes) => kubernetes.measure(query).await.into(),
                 None => MeasurementResult::error(
                     "metric uses provider kubernetes, but the controller has no Kubernetes access (--kubernetes)",
-                ),
+                )
+                .into(),
             },
         }
     }
+}
+
+fn no_envoy(provider: &str) -> Measured {
+    MeasurementResult::error(format!(
+        "metric uses provider {provider}, but no Envoy admin endpoint is configured (--envoy-admin)"
+    ))
+    .into()
 }
 
 impl MetricSource for Sources {
@@ -120,7 +148,7 @@ impl MetricSource for Sources {
         request: &'a MeasureRequest,
         versions: Versions<'a>,
         now: Timestamp,
-    ) -> BoxFuture<'a, MeasurementResult> {
+    ) -> BoxFuture<'a, Measured> {
         Box::pin(Sources::measure(self, request, versions, now))
     }
 }

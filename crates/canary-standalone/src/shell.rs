@@ -416,8 +416,8 @@ where
                     stable: &stable,
                     canary: &canary,
                 };
-                let result = metrics.measure(&request, versions, now).await;
-                match &result {
+                let measured = metrics.measure(&request, versions, now).await;
+                match &measured.result {
                     canary_analysis::MeasurementResult::Error(err) => {
                         warn!(metric = %request.metric.name, "measurement error: {err}")
                     }
@@ -431,7 +431,8 @@ where
                     metric: request.metric.name.clone(),
                     finished: Finished {
                         key: request.key,
-                        result,
+                        result: measured.result,
+                        carry: measured.carry,
                     },
                 });
             });

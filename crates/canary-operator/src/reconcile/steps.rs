@@ -239,6 +239,7 @@ impl Reconcile<'_> {
                 key: key.clone(),
                 metric: metric.clone(),
                 in_force_since: Some(canary_analysis::Timestamp::default()),
+                carry: None,
             })
             .collect();
         let results: Vec<MeasurementResult> = futures::future::join_all(
@@ -246,7 +247,10 @@ impl Reconcile<'_> {
                 .iter()
                 .map(|request| providers.measure(request, names, now)),
         )
-        .await;
+        .await
+        .into_iter()
+        .map(|measured| measured.result)
+        .collect();
         let mut decided = Vec::new();
         for ((key, metric), result) in due.into_iter().zip(results) {
             match rollout.record(self.ctx.clock.now(), &key, &result) {

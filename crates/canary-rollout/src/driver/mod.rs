@@ -32,7 +32,7 @@ mod observation;
 mod position;
 mod report;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,6 +124,34 @@ pub struct Finished {
     pub key: MeasurementKey,
     /// What it measured.
     pub result: MeasurementResult,
+    /// What the metric carries to its next measurement ([`Measured::carry`]).
+    pub carry: Option<Carry>,
+}
+
+/// What a metric's measurements hand on to the next one, opaque to the
+/// driver: the judge's evidence and the counters it last read. The driver
+/// keeps the newest per metric name in the saved [`Position`], so it
+/// survives steps and restarts, and hands it to the metric's next
+/// [`MeasureRequest`].
+pub type Carry = serde_json::Value;
+
+/// What a metric source hands back for one measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    /// The measurement.
+    pub result: MeasurementResult,
+    /// What to hand to the metric's next measurement; `None` keeps what
+    /// was carried before.
+    pub carry: Option<Carry>,
+}
+
+impl From<MeasurementResult> for Measured {
+    fn from(result: MeasurementResult) -> Measured {
+        Measured {
+            result,
+            carry: None,
+        }
+    }
 }
 
 /// How a push went.
@@ -167,6 +195,8 @@ pub struct MeasureRequest {
     /// canary's own traffic covers no time before it. `None` while the
     /// split is not seen: such a measurement has no data yet.
     pub in_force_since: Option<Timestamp>,
+    /// What the metric's previous measurement handed on, if anything.
+    pub carry: Option<Carry>,
 }
 
 /// How a rollout ended, once the proxies show it.
@@ -227,6 +257,8 @@ pub struct Driver {
     drift_ups: (usize, u32),
     guard: Option<String>,
     in_flight: HashSet<MeasurementKey>,
+    /// What each metric's measurements hand on, by metric name.
+    carry: BTreeMap<String, Carry>,
     /// The position handed out for saving before `saved`: what is durable
     /// when saving `saved` fails.
     saved_before: Option<Position>,
@@ -314,6 +346,7 @@ impl Driver {
         };
         let mut driver = Driver::new(spec, settings, mode, now);
         driver.events = events.into();
+        driver.carry = position.carry;
         // Nothing is taken as in force after a restart until the proxies
         // show it again, and the split is pushed again (a crash may have
         // come between saving a decision and pushing it).
@@ -354,6 +387,7 @@ impl Driver {
             drift_ups: (0, 0),
             guard: None,
             in_flight: HashSet::new(),
+            carry: BTreeMap::new(),
             saved_before: None,
             events: VecDeque::new(),
             backlog: Vec::new(),
@@ -441,6 +475,7 @@ impl Driver {
             held,
             split: self.split.clone(),
             events: self.events.iter().cloned().collect(),
+            carry: self.carry.clone(),
         }
     }
 
@@ -785,6 +820,9 @@ impl Driver {
         }
         .inspect(|()| {
             if command == Command::Retry {
+                // A new attempt is judged anew: the evidence that stopped
+                // the last one would stop it again at once.
+                self.carry.clear();
                 self.guard = None;
                 self.drift_ups = (0, 0);
             }
@@ -797,7 +835,12 @@ impl Driver {
             return;
         };
         match rollout.record(now, &finished.key, &finished.result) {
-            Ok(decision) => self.take(decision, events),
+            Ok(decision) => {
+                if let Some(carry) = finished.carry {
+                    self.carry.insert(finished.key.metric.clone(), carry);
+                }
+                self.take(decision, events);
+            }
             Err(RecordError::Stale(_)) => {}
             Err(error) => events.push(Event {
                 at: now,
@@ -893,6 +936,7 @@ impl Driver {
                 key: due.key.clone(),
                 metric: due.metric.clone(),
                 in_force_since: since,
+                carry: self.carry.get(&due.metric.name).cloned(),
             });
         }
         for request in &requests {

@@ -4,6 +4,8 @@
 //! versions, so a changed rollout file or an edited state is never obeyed
 //! as if nothing had happened.
 
+use std::collections::BTreeMap;
+
 use canary_analysis::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +47,10 @@ pub struct Position {
     /// Recent events, oldest first.
     #[serde(default)]
     pub events: Vec<Event>,
+    /// What each metric's measurements hand on, by metric name (the
+    /// judge's evidence); absent in positions saved before it existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub carry: BTreeMap<String, serde_json::Value>,
 }
 
 /// A rollout that cannot go on as saved: the saved position does not fit
@@ -142,6 +148,7 @@ impl Position {
                     held: None,
                     split: SplitRecord::default(),
                     events: old.events,
+                    carry: BTreeMap::new(),
                 })
             }
             f if f == u64::from(FORMAT) => serde_json::from_value(value.clone())

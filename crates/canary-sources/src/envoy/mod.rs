@@ -8,6 +8,7 @@
 //! split was seen in force, so its value covers only time under the split
 //! it is judging.
 
+mod judge;
 pub mod stats;
 
 use std::collections::{BTreeMap, VecDeque};

@@ -314,7 +314,7 @@ pub struct VersionWindow {
     pub latency: Histogram,
 }
 
-fn delta(now: u64, then: u64) -> u64 {
+pub(crate) fn delta(now: u64, then: u64) -> u64 {
     if now >= then {
         now - then
     } else {

@@ -1,4 +1,4 @@
-//! `canary demo [--scenario success|failure] [--speed N] [--json]`: the
+//! `canary demo [--scenario success|failure|aa] [--speed N] [--json]`: the
 //! whole canary flow on this machine, on loopback: real Envoy with the
 //! filter, two upstream versions, steady load and the controller.
 
@@ -9,8 +9,9 @@ use canary_demo::{DemoError, DemoOptions, Scenario};
 /// Arguments of `canary demo`.
 #[derive(Debug, clap::Args)]
 pub struct Demo {
-    /// `success` (the canary is promoted) or `failure` (it turns bad at
-    /// 25% and is rolled back).
+    /// `success` (the canary is promoted), `failure` (it turns bad at
+    /// 25% and is rolled back) or `aa` (both versions the same, failing
+    /// 1% alike: the judge's evidence builds and the canary is promoted).
     #[arg(long, default_value = "success", value_parser = Scenario::parse)]
     pub scenario: Scenario,
     /// Divides every wait: 1 takes about a minute, 5 about fifteen seconds.
