@@ -6,6 +6,7 @@ mod api;
 mod applied;
 mod crash;
 mod failure;
+mod flood;
 mod guard;
 mod metrics_down;
 mod observed;

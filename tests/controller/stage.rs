@@ -203,6 +203,11 @@ impl Stage {
         ControllerProcess::start_with_env(self.dir.path(), args, env).await
     }
 
+    /// Starts the controller through `launcher` (e.g. `prlimit …`).
+    pub async fn controller_under(&self, args: &[String], launcher: &[&str]) -> ControllerProcess {
+        ControllerProcess::start_under(self.dir.path(), args, &[], launcher).await
+    }
+
     /// The state file's text.
     pub fn state_text(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("state.json")).expect("state file written")

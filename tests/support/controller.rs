@@ -32,12 +32,32 @@ impl ControllerProcess {
         args: &[String],
         env: &[(&str, &str)],
     ) -> ControllerProcess {
+        ControllerProcess::start_under(dir, args, env, &[]).await
+    }
+
+    /// [`ControllerProcess::start_with_env`], started through `launcher`
+    /// (a command that runs the rest of its arguments, e.g. `prlimit
+    /// --nofile=256:256`).
+    pub async fn start_under(
+        dir: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        launcher: &[&str],
+    ) -> ControllerProcess {
         let binary = canary_lab::paths::canary_binary().unwrap_or_else(|err| panic!("{err}"));
         let address_file = dir.join(format!("api-address-{}", unique()));
         let log = dir.join(format!("controller-{}.log", unique()));
         let log_file = std::fs::File::create(&log).expect("log file");
         let token_file = dir.join("api-token");
-        let child = Command::new(binary)
+        let mut command = match launcher.split_first() {
+            Some((program, launcher_args)) => {
+                let mut command = Command::new(program);
+                command.args(launcher_args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .arg("run")
             .args(args)
             .arg("--listen")

@@ -40,7 +40,17 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client for `server` (`http://127.0.0.1:7070`).
     pub fn new(server: &str, token: Option<String>) -> Result<ApiClient, ClientError> {
-        let http = HttpClient::new().map_err(|source| ClientError::Unreachable {
+        ApiClient::trusting(server, token, None)
+    }
+
+    /// A client for `server` that also trusts the PEM certificates in
+    /// `roots` (an `https://` API with its own certificate).
+    pub fn trusting(
+        server: &str,
+        token: Option<String>,
+        roots: Option<&[u8]>,
+    ) -> Result<ApiClient, ClientError> {
+        let http = HttpClient::trusting(roots).map_err(|source| ClientError::Unreachable {
             server: server.to_owned(),
             source,
         })?;

@@ -299,3 +299,30 @@ async fn renewed_certificate_files_are_served_without_a_restart() {
     std::fs::write(dir.path().join("cert.pem"), "not a certificate").expect("write");
     assert!(handshake(api.addr, &second).await.is_ok());
 }
+
+#[tokio::test]
+async fn the_cli_client_reaches_a_tls_api_that_it_is_told_to_trust() {
+    let dir = tempfile::tempdir().expect("dir");
+    write_cert(dir.path(), &["localhost", "127.0.0.1"]);
+    let config = canary_api::tls::server_config(canary_api::tls::TlsFiles {
+        cert: dir.path().join("cert.pem"),
+        key: dir.path().join("key.pem"),
+    })
+    .expect("TLS");
+    let (api, _commands) = start(limits(), Some(config)).await;
+    let server = format!("https://localhost:{}", api.addr.port());
+    let pem = std::fs::read(dir.path().join("cert.pem")).expect("cert");
+    let client = canary_api::client::ApiClient::trusting(&server, Some(TOKEN.into()), Some(&pem))
+        .expect("client");
+    // Through TLS and the token: no rollout is loaded in this test.
+    match client.status().await {
+        Err(canary_api::client::ClientError::Unexpected { status: 404, .. }) => {}
+        other => panic!("expected the API's 404, got {other:?}"),
+    }
+    let untrusting =
+        canary_api::client::ApiClient::new(&server, Some(TOKEN.into())).expect("client");
+    assert!(matches!(
+        untrusting.status().await,
+        Err(canary_api::client::ClientError::Unreachable { .. })
+    ));
+}

@@ -160,6 +160,8 @@ pub async fn detect(
             rollout_path.display().to_string(),
             "--state".into(),
             dir.path().join("state.json").display().to_string(),
+            "--token-file".into(),
+            dir.path().join("api-token").display().to_string(),
             "--push".into(),
             format!(
                 "ecds-file:{}",

@@ -129,11 +129,26 @@ pub struct HttpClient {
 impl HttpClient {
     /// A client with connection pooling.
     pub fn new() -> Result<HttpClient, HttpError> {
+        HttpClient::trusting(None)
+    }
+
+    /// A client that also trusts the PEM certificates in `roots` (e.g. a
+    /// self-signed certificate of the controller's API).
+    pub fn trusting(roots: Option<&[u8]>) -> Result<HttpClient, HttpError> {
+        let extra = match roots {
+            Some(pem) => reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|err| HttpError::Invalid(format!("the trusted certificates: {err}")))?,
+            None => Vec::new(),
+        };
         let build = |insecure: bool| {
-            reqwest::Client::builder()
+            let mut builder = reqwest::Client::builder()
                 .danger_accept_invalid_certs(insecure)
                 .pool_idle_timeout(Duration::from_secs(60))
-                .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")))
+                .user_agent(concat!("canary/", env!("CARGO_PKG_VERSION")));
+            for certificate in &extra {
+                builder = builder.add_root_certificate(certificate.clone());
+            }
+            builder
                 .build()
                 .map_err(|err| HttpError::Invalid(err.to_string()))
         };

@@ -2,18 +2,28 @@
 //! address other machines can reach is refused without TLS unless
 //! `--insecure`.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `canary run` in `dir` with `args`, without a token from the environment.
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_canary"))
+        .current_dir(dir)
+        .arg("run")
+        .args(args)
+        .env_remove("CANARY_TOKEN")
+        .env_remove("CANARY_TOKEN_FILE")
+        .output()
+        .expect("runs")
+}
 
 #[test]
 fn a_reachable_address_without_tls_is_refused() {
     let dir = tempfile::tempdir().expect("dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_canary"))
-        .current_dir(dir.path())
-        .args(["run", "--rollout", "missing.yaml", "--listen", "0.0.0.0:0"])
-        .env_remove("CANARY_TOKEN")
-        .env_remove("CANARY_TOKEN_FILE")
-        .output()
-        .expect("runs");
+    let output = run(
+        dir.path(),
+        &["--rollout", "missing.yaml", "--listen", "0.0.0.0:0"],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
@@ -27,20 +37,16 @@ fn a_reachable_address_without_tls_is_refused() {
 
     // With --insecure it gets past the API (and stops further on), and
     // its token went to a private file.
-    let output = Command::new(env!("CARGO_BIN_EXE_canary"))
-        .current_dir(dir.path())
-        .args([
-            "run",
+    let output = run(
+        dir.path(),
+        &[
             "--rollout",
             "missing.yaml",
             "--listen",
             "0.0.0.0:0",
             "--insecure",
-        ])
-        .env_remove("CANARY_TOKEN")
-        .env_remove("CANARY_TOKEN_FILE")
-        .output()
-        .expect("runs");
+        ],
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("without TLS (--insecure)"), "{stderr}");

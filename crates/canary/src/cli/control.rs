@@ -23,6 +23,10 @@ pub struct Server {
     /// exists].
     #[arg(long, env = "CANARY_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// Also trust the PEM certificates in this file for an https://
+    /// server (e.g. the API's own --tls-cert).
+    #[arg(long, env = "CANARY_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
@@ -56,8 +60,18 @@ impl Server {
                 return ExitCode::FAILURE;
             }
         };
+        let roots = match &self.ca_file {
+            Some(path) => match std::fs::read(path) {
+                Ok(pem) => Some(pem),
+                Err(err) => {
+                    eprintln!("canary: cannot read {}: {err}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
         let result = runtime.block_on(async {
-            let client = ApiClient::new(&self.server, token)?;
+            let client = ApiClient::trusting(&self.server, token, roots.as_deref())?;
             match command {
                 Some(command) => client.command(command).await,
                 None => client.status().await,
