@@ -1,8 +1,16 @@
 //! Pushing a filter configuration to the cluster: one server-side apply of
-//! the configuration onto the named `WasmPlugin` or `TrafficExtension`.
+//! the configuration's split onto the named `WasmPlugin` or
+//! `TrafficExtension`.
 //! istiod then delivers it to every proxy over ECDS; Envoy keeps the VM and
 //! swaps only the plugin configuration, so a weight step or a rollback is
 //! this one request.
+//!
+//! The controller owns only the `splits` map of the configuration; Git owns
+//! the rest (`routes` included, a list the API server replaces whole). So
+//! the apply carries `splits` alone: a GitOps sync of the object, by
+//! server-side apply or `kubectl apply`, neither conflicts with the
+//! controller nor resets the split, and the controller never takes over a
+//! field Git writes.
 //!
 //! The pusher refuses an invalid configuration before any request, and
 //! after the apply checks that what the API server stored is exactly what
@@ -13,12 +21,13 @@ use canary_config::{ConfigErrors, FilterConfig};
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::DynamicObject;
 use kube::Client;
+use serde_json::json;
 
 use crate::api_error::{ApiCall, ApiError};
 use crate::plugin_object::{filter_config_json, PluginObject};
 
-/// The field manager the controller applies as; it owns the configuration
-/// field and nothing else.
+/// The field manager the controller applies as; it owns the configuration's
+/// `splits` and nothing else.
 pub const FIELD_MANAGER: &str = "canary-controller";
 
 /// The object's version after a successful push.
@@ -96,19 +105,21 @@ impl PluginPusher {
         &self.object
     }
 
-    /// Validates `config` with [`canary_config::compile`], then applies it
-    /// (`PATCH …?fieldManager=canary-controller&force=true`, content type
-    /// `application/apply-patch+yaml`). `force` takes the configuration
-    /// field over from whoever set it before (the manifest's author), which
-    /// is what a controller that owns the weight must do.
+    /// Validates `config` with [`canary_config::compile`], then applies its
+    /// `splits` (`PATCH …?fieldManager=canary-controller&force=true`,
+    /// content type `application/apply-patch+yaml`); the rest of `config`
+    /// must be what the object holds (it was read from it), which the
+    /// check of the stored object confirms. `force` takes a split over from
+    /// whoever set it before, which is what a controller that owns the
+    /// weight must do.
     pub async fn push(&self, config: &FilterConfig) -> Result<AppliedConfig, PushError> {
         canary_config::compile(config).map_err(|errors| PushError::InvalidConfig {
             object: self.object.clone(),
             errors,
         })?;
-        let patch = self
-            .object
-            .apply_patch(filter_config_json(config).map_err(PushError::Encode)?);
+        let full = filter_config_json(config).map_err(PushError::Encode)?;
+        let splits = full.get("splits").cloned().unwrap_or_else(|| json!({}));
+        let patch = self.object.apply_patch(json!({ "splits": splits }));
         let resource = self.object.kind.api_resource();
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &self.object.namespace, &resource);

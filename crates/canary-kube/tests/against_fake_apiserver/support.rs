@@ -21,7 +21,7 @@ pub const WASM_PLUGIN_TARGET: &str = "/apis/extensions.istio.io/v1alpha1/namespa
 /// A valid filter configuration with the canary at `weight` percent.
 pub fn filter_config(weight: u32) -> FilterConfig {
     let text = format!(
-        r#"{{"routes":[{{"name":"web","match":{{"hosts":["shop.example.com"]}},"stable":"v1","canary":"v2","canary_weight":{weight}}}]}}"#
+        r#"{{"routes":[{{"name":"web","match":{{"hosts":["shop.example.com"]}},"stable":"v1","canary":"v2","canary_weight":0}}],"splits":{{"web":{{"stable":"v1","canary":"v2","canary_weight":{weight},"generation":1}}}}}}"#
     );
     canary_config::parse_document(text.as_bytes()).unwrap()
 }

@@ -3,7 +3,7 @@
 //! plugin push (server-side apply), the pod readers, an Event and the
 //! Lease, each allowed, each logged.
 
-use canary_config::Weight;
+use canary_config::{Split, Weight};
 use canary_kube::{PluginObject, PluginPusher, PodReader, PodSelector, RatioReading};
 use canary_test_apiserver::Identity;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -65,7 +65,10 @@ async fn the_controllers_calls_work_and_are_allowed_by_the_shipped_rbac() {
         .await
         .unwrap()
         .expect("the manifest's configuration");
-    config.routes[0].canary_weight = Weight::from_basis_points(1000).unwrap();
+    let mut split = Split::of(&config, "web").expect("route web");
+    split.canary_weight = Weight::from_basis_points(1000).unwrap();
+    split.generation = 1;
+    config.splits.insert("web".to_owned(), split);
     let applied = pusher.push(&config).await.unwrap();
     assert_eq!(applied.generation, Some(2));
     let again = pusher.push(&config).await.unwrap();

@@ -11,8 +11,9 @@ use canary_analysis::parse_duration;
 use canary_operator::events::EventRecorder;
 use canary_operator::leader::LeaseSettings;
 use canary_operator::operator::{run, OperatorSettings, WatchScope};
-use canary_operator::reconcile::{Context, PushLocks, Timing};
+use canary_operator::reconcile::{ClusterEdges, Context};
 use canary_rollout::ports::{Clock, SystemClock};
+use canary_router::Observer;
 use canary_sources::envoy::EnvoySource;
 use canary_sources::http::HttpClient;
 use canary_sources::Sources as Providers;
@@ -96,19 +97,25 @@ impl Operator {
         if let Some(envoy) = &envoy {
             Arc::clone(envoy).spawn_scraper(Arc::clone(&clock), self.scrape_interval);
         }
-        let context = Arc::new(Context {
-            events: EventRecorder::new(client.clone(), &identity),
-            providers: Providers {
-                http,
-                envoy,
-                prometheus_url: self.prometheus_url.clone(),
-                kubernetes: None,
+        // The gateway's Envoy beside which the controller runs as a sidecar
+        // is also where the split in force is read; otherwise nothing
+        // observes the proxies yet and status says the split is unverified.
+        let observer = match &envoy {
+            Some(source) => Observer::Envoy {
+                source: Arc::clone(source),
+                every: self.scrape_interval,
             },
-            clock,
-            push_locks: PushLocks::default(),
-            timing: Timing::default(),
-            client,
-        });
+            None => Observer::None,
+        };
+        let sources = Providers {
+            http,
+            envoy,
+            prometheus_url: self.prometheus_url.clone(),
+            kubernetes: None,
+        };
+        let edges = Arc::new(ClusterEdges::new(client.clone(), sources, observer));
+        let events = EventRecorder::new(client.clone(), &identity);
+        let context = Arc::new(Context::new(client, edges, clock, events));
         let settings = OperatorSettings {
             scope: match &self.watch_namespace {
                 Some(namespace) => WatchScope::Namespace(namespace.clone()),
