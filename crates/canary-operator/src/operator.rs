@@ -197,8 +197,8 @@ fn error_policy(object: Arc<CanaryRollout>, error: &Error, ctx: Arc<Context>) ->
         .waiting
         .saturating_mul(1 << failures.saturating_sub(1).min(8))
         .min(MAX_BACKOFF);
+    let _span = tracing::info_span!("reconcile", rollout = %key).entered();
     tracing::warn!(
-        rollout = %key,
         kind = error.kind(),
         failures,
         "reconcile failed, retrying in {backoff:?}: {error}"

@@ -9,6 +9,7 @@ use std::time::Duration;
 use canary_analysis::{MeasurementResult, Timestamp};
 use canary_rollout::fixtures::{FakeFleet, FakeMetrics};
 use canary_rollout::ports::SystemClock;
+use canary_test_apiserver::{ApiStatus, RequestMatch};
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
@@ -293,5 +294,51 @@ async fn an_edited_position_is_held_not_obeyed() {
     );
     assert!(cluster.weight_in_object() <= 10.0);
     assert_ne!(cluster.split_in_object().canary.as_deref(), Some("web-v9"));
+    cluster.assert_every_call_allowed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_that_cannot_be_saved_pushes_toward_stable_and_is_counted() {
+    let cluster = Cluster::start(
+        rollout(json!([{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}])),
+        healthy(),
+    )
+    .await;
+    cluster.until("paused at 10%", LIMIT, paused_at(10.0)).await;
+    let before = cluster.pushes().len();
+    for _ in 0..3 {
+        cluster.server.fail_next(
+            RequestMatch::new("update", "canaryrollouts").subresource("status"),
+            ApiStatus::internal("etcdserver: request timed out"),
+        );
+    }
+    cluster.command("promote").await;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !cluster.pushes()[before..].contains(&0.0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no fail-safe push: {:?}",
+            cluster.pushes()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !cluster.pushes()[before..].contains(&50.0),
+        "the unsaved decision is never carried out: {:?}",
+        cluster.pushes()
+    );
+    let counted = "canary_reconcile_errors_total{rollout=\"shop/web\",kind=\"fatal\"} 1";
+    while !cluster.ctx.metrics.render().contains(counted) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failure is not counted: {}",
+            cluster.ctx.metrics.render()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The next reconcile resumes from the saved position.
+    cluster
+        .until("paused at 10% again", LIMIT, paused_at(10.0))
+        .await;
     cluster.assert_every_call_allowed();
 }

@@ -141,3 +141,26 @@ async fn a_rollback_scales_the_canary_down_after_weight_zero_is_seen_and_only_re
     assert_eq!(cluster.weight_in_object(), 25.0);
     cluster.assert_every_call_allowed();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_still_arrive_after_the_watch_history_expires() {
+    let cluster = Cluster::start(
+        rollout(json!([{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}])),
+        healthy(),
+    )
+    .await;
+    cluster
+        .until("paused at 10%", LIMIT, |s| {
+            phase(s) == "Paused" && weight(s) == 10.0
+        })
+        .await;
+    cluster.server.expire_watch_history();
+    cluster.server.drop_watch_connections();
+    cluster.command("promote").await;
+    cluster
+        .until("paused at 50%", LIMIT, |s| {
+            phase(s) == "Paused" && weight(s) == 50.0
+        })
+        .await;
+    cluster.assert_every_call_allowed();
+}
