@@ -40,7 +40,7 @@ use canary_rollout::driver::{
     SplitPush,
 };
 use canary_rollout::ports::{Clock, TrafficRouter, Versions};
-use canary_rollout::{Command, RolloutSpec};
+use canary_rollout::{Command, RolloutSpec, TrafficState};
 use futures::channel::mpsc;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
@@ -58,7 +58,7 @@ use crate::resource::{
 use crate::spec_source::{load_spec, SpecError};
 use crate::status::{condition, show_report, with_condition, ConditionValue, SPEC_VALID};
 use crate::workload::apply::WorkloadError;
-use crate::workload::plan::all_to_stable;
+use crate::workload::plan::{all_to_stable, reaches};
 use crate::workload::{plan, Plan, PlanInput, Stage, WorkloadAction, WorkloadView, Workloads};
 
 pub use edges::{ClusterEdges, Edges, Gate, PushLocks};
@@ -273,6 +273,8 @@ struct World {
     canary: WorkloadView,
     spec: Arc<RolloutSpec>,
     target: PluginObject,
+    /// The split the Istio object holds for the rollout's first route.
+    in_force: TrafficState,
 }
 
 /// One reconcile.
@@ -794,7 +796,14 @@ impl<'a> Reconciler<'a> {
             stable: &world.stable,
             canary: &world.canary,
         });
-        let failure = self.act(None, world, &plan, None).await;
+        let mut failure = None;
+        if reaches(&world.in_force, &self.spec().canary_version) {
+            failure = self.to_stable(world).await;
+        }
+        let failure = match failure {
+            Some(failure) => Some(failure),
+            None => self.act(None, world, &plan, None).await,
+        };
         let message = failure.or(plan.waiting);
         let now = self.ctx.clock.now();
         let mut status = self.writer.written.clone();
@@ -812,6 +821,41 @@ impl<'a> Reconciler<'a> {
         );
         self.writer.write_if_changed(&status).await?;
         Ok(self.ctx.timing.waiting)
+    }
+
+    /// Before a new rollout starts: the canary's traffic to 0 % (its new
+    /// pods are not ready yet); why that failed.
+    async fn to_stable(&mut self, world: &World) -> Option<String> {
+        let pusher = PluginPusher::new(self.ctx.client.clone(), world.target.clone());
+        let router = Gate::new(
+            self.ctx.edges.router(pusher),
+            &self.ctx.push_locks,
+            &world.target.to_string(),
+            &self.spec().canary_version,
+        );
+        let split = SplitPush {
+            traffic: TrafficState::initial(
+                &self.spec().stable_version,
+                &self.spec().canary_version,
+            ),
+            generation: self.previous.report.as_ref().map_or(0, |r| r.generation),
+        };
+        let routes = &world.spec.routes;
+        match tokio::time::timeout(IO_TIMEOUT, router.set(&split, routes)).await {
+            Ok(Ok(_)) => {
+                self.notes.push(Note::normal(
+                    "TrafficToStable",
+                    "Push",
+                    format!(
+                        "a new canary revision: {} until canary Deployment {} is ready",
+                        split.traffic, world.canary.name
+                    ),
+                ));
+                None
+            }
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!("no answer within {}s", IO_TIMEOUT.as_secs())),
+        }
     }
 
     fn refuse(&mut self, command: Command, why: &str) {
@@ -878,8 +922,18 @@ impl<'a> Reconciler<'a> {
         };
         let target = plugin_object(spec, &self.namespace);
         let pusher = PluginPusher::new(self.ctx.client.clone(), target.clone());
+        let mut in_force = None;
         let problem = match pusher.current().await {
-            Ok(Some(_)) => None,
+            Ok(Some(config)) => {
+                let route = spec.routes.first().map(String::as_str).unwrap_or_default();
+                match TrafficState::from_config(&config, route) {
+                    Some((split, _)) => {
+                        in_force = Some(split);
+                        None
+                    }
+                    None => Some(format!("{target} has no route entry {route:?}")),
+                }
+            }
             Ok(None) => Some(format!(
                 "{target} has no filter configuration; write the initial one in its manifest"
             )),
@@ -889,15 +943,16 @@ impl<'a> Reconciler<'a> {
             Err(PushError::Api(error)) => return Err(error.into()),
             Err(other) => Some(other.to_string()),
         };
-        if let Some(problem) = problem {
-            return Ok(Err(("InvalidTarget", problem)));
+        match (problem, in_force) {
+            (None, Some(in_force)) => Ok(Ok(World {
+                stable,
+                canary,
+                spec: rollout_spec,
+                target,
+                in_force,
+            })),
+            (problem, _) => Ok(Err(("InvalidTarget", problem.unwrap_or_default()))),
         }
-        Ok(Ok(World {
-            stable,
-            canary,
-            spec: rollout_spec,
-            target,
-        }))
     }
 
     /// A Deployment, or why it cannot be used (a problem of the spec).

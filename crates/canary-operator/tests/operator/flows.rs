@@ -164,3 +164,46 @@ async fn commands_still_arrive_after_the_watch_history_expires() {
         .await;
     cluster.assert_every_call_allowed();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_canary_template_takes_its_traffic_away_until_it_is_ready_then_starts_over() {
+    let cluster = Cluster::start(
+        rollout(json!([{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}])),
+        healthy(),
+    )
+    .await;
+    cluster
+        .until("paused at 10%", LIMIT, |s| {
+            phase(s) == "Paused" && weight(s) == 10.0
+        })
+        .await;
+    cluster.command("promote").await;
+    cluster
+        .until("paused at 50%", LIMIT, |s| {
+            phase(s) == "Paused" && weight(s) == 50.0
+        })
+        .await;
+
+    // A new image: the Deployment controller has not rolled it out yet.
+    let mut canary = cluster.deployment("web-v2");
+    canary["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:3");
+    canary["metadata"]["generation"] = json!(2);
+    cluster.server.seed(canary).expect("the new template");
+    cluster
+        .until("pending", LIMIT, |s| phase(s) == "Pending")
+        .await;
+    assert_eq!(
+        cluster.weight_in_object(),
+        0.0,
+        "no traffic to unready pods"
+    );
+
+    cluster.mark_ready("web-v2");
+    let status = cluster
+        .until("the new rollout at its first pause", LIMIT, |s| {
+            phase(s) == "Paused" && weight(s) == 10.0
+        })
+        .await;
+    assert_eq!(step(&status), 1);
+    cluster.assert_every_call_allowed();
+}
