@@ -798,7 +798,7 @@ impl<'a> Reconciler<'a> {
         });
         let mut failure = None;
         if reaches(&world.in_force, &self.spec().canary_version) {
-            failure = self.to_stable(world).await;
+            failure = self.canary_to_zero(world).await;
         }
         let failure = match failure {
             Some(failure) => Some(failure),
@@ -825,7 +825,7 @@ impl<'a> Reconciler<'a> {
 
     /// Before a new rollout starts: the canary's traffic to 0 % (its new
     /// pods are not ready yet); why that failed.
-    async fn to_stable(&mut self, world: &World) -> Option<String> {
+    async fn canary_to_zero(&mut self, world: &World) -> Option<String> {
         let pusher = PluginPusher::new(self.ctx.client.clone(), world.target.clone());
         let router = Gate::new(
             self.ctx.edges.router(pusher),
