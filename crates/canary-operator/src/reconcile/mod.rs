@@ -29,18 +29,19 @@ mod edges;
 mod runner;
 mod writer;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use canary_analysis::Timestamp;
-use canary_api::metrics::ControllerMetrics;
+use canary_api::{Board, CommandRequest, Refusal};
 use canary_kube::{ApiError, PluginObject, PluginPusher, PushError};
 use canary_rollout::driver::{
     Driver, Effects, Finished, Input, MeasureRequest, Position, PushOutcome, Report, Settings,
     SplitPush,
 };
 use canary_rollout::ports::{Clock, TrafficRouter, Versions};
-use canary_rollout::{Command, RolloutSpec, TrafficState};
+use canary_rollout::{Command, CommandError, RolloutSpec, TrafficState};
 use futures::channel::mpsc;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
@@ -112,8 +113,9 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// Where Events go.
     pub events: EventRecorder,
-    /// The operator's metrics.
-    pub metrics: Arc<ControllerMetrics>,
+    /// Every rollout's report and the operator's metrics, as the HTTP API
+    /// serves them.
+    pub board: Arc<Board>,
     /// Requeue times.
     pub timing: Timing,
     /// The drivers, between reconciles.
@@ -121,7 +123,9 @@ pub struct Context {
     push_locks: PushLocks,
     wake: mpsc::UnboundedSender<ObjectRef<CanaryRollout>>,
     wakes: Mutex<Option<mpsc::UnboundedReceiver<ObjectRef<CanaryRollout>>>>,
-    failures: Mutex<std::collections::HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, u32>>,
+    /// Commands from the HTTP API, by rollout, until their reconcile.
+    commands: Mutex<HashMap<String, CommandRequest>>,
 }
 
 impl Context {
@@ -139,14 +143,53 @@ impl Context {
             edges,
             clock,
             events,
-            metrics: Arc::new(ControllerMetrics::default()),
+            board: Arc::new(Board::default()),
             timing: Timing::default(),
             runners: Runners::default(),
             push_locks: PushLocks::default(),
             wake,
             wakes: Mutex::new(Some(wakes)),
             failures: Mutex::default(),
+            commands: Mutex::default(),
         }
+    }
+
+    /// A command from the HTTP API for rollout `namespace/name`: handed to
+    /// the rollout's next reconcile, which it wakes, and answered there.
+    pub fn command(&self, request: CommandRequest) {
+        let Some(key) = request.rollout.clone() else {
+            let _ = request.reply.send(Err(Refusal::Unavailable(
+                "name the rollout: POST /rollouts/{namespace}/{name}/{command}".into(),
+            )));
+            return;
+        };
+        let Some((namespace, name)) = key.split_once('/') else {
+            let _ = request.reply.send(Err(Refusal::NoSuchRollout(key)));
+            return;
+        };
+        if self.board.report(Some(&key)).is_none() {
+            let _ = request.reply.send(Err(Refusal::NoSuchRollout(key)));
+            return;
+        }
+        let rollout = ObjectRef::new(name).within(namespace);
+        let earlier = self
+            .commands
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(key, request);
+        if let Some(earlier) = earlier {
+            let _ = earlier.reply.send(Err(Refusal::Unavailable(
+                "another command came before this one was taken".into(),
+            )));
+        }
+        let _ = self.wake.unbounded_send(rollout);
+    }
+
+    fn take_api_command(&self, key: &str) -> Option<CommandRequest> {
+        self.commands
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(key)
     }
 
     /// The rollouts whose measurements finished, to reconcile again; taken
@@ -160,7 +203,7 @@ impl Context {
 
     /// Counts a failed reconcile of `key`; how many failed in a row.
     pub fn failed(&self, key: &str, error: &Error) -> u32 {
-        self.metrics.failed(key, error.kind());
+        self.board.metrics.failed(key, error.kind());
         let mut failures = self
             .failures
             .lock()
@@ -254,6 +297,13 @@ pub async fn reconcile_rollout(object: &CanaryRollout, ctx: &Context) -> Result<
     async {
         let mut this = Reconciler::new(object, ctx)?;
         let result = this.reconcile().await;
+        if let Some(reply) = this.reply.take() {
+            let why = match &result {
+                Err(error) => error.to_string(),
+                Ok(_) => "the command was not taken".to_owned(),
+            };
+            let _ = reply.send(Err(Refusal::Unavailable(why)));
+        }
         let notes = std::mem::take(&mut this.notes);
         ctx.events
             .publish(&this.regarding, &notes, ctx.clock.now())
@@ -287,6 +337,8 @@ struct Reconciler<'a> {
     writer: StatusWriter,
     previous: CanaryRolloutStatus,
     notes: Vec<Note>,
+    /// Where the answer to a command from the HTTP API goes.
+    reply: Option<tokio::sync::oneshot::Sender<Result<Report, Refusal>>>,
 }
 
 impl<'a> Reconciler<'a> {
@@ -319,6 +371,7 @@ impl<'a> Reconciler<'a> {
             namespace,
             previous,
             notes: Vec::new(),
+            reply: None,
         })
     }
 
@@ -481,7 +534,8 @@ impl<'a> Reconciler<'a> {
             if let Some(position) = &effects.save {
                 self.save(runner, position, now).await?;
             }
-            self.publish(&effects, asked);
+            let report = runner.driver.report(now);
+            self.publish(&effects, asked, &report);
             if let Some(split) = &effects.push {
                 runner.pushed = Some(self.push(runner, split).await);
             }
@@ -513,6 +567,7 @@ impl<'a> Reconciler<'a> {
         status.state = Some(state.clone());
         status.canary_revision = Some(runner.revision.clone());
         let report = runner.driver.report(now);
+        self.ctx.board.publish(&self.key, report.clone());
         let phase = self.phase(&report, None);
         let message = report.message.clone();
         show_report(&mut status, report, &phase, message, now, self.generation());
@@ -572,21 +627,25 @@ impl<'a> Reconciler<'a> {
             Err(_) => PushOutcome::Failed(format!("no answer within {}s", IO_TIMEOUT.as_secs())),
         };
         self.ctx
+            .board
             .metrics
             .pushed(&self.key, matches!(outcome, PushOutcome::Done(_)));
         outcome
     }
 
     /// The step's events and the command's answer, as Events and metrics.
-    fn publish(&mut self, effects: &Effects, command: Option<Command>) {
+    fn publish(&mut self, effects: &Effects, command: Option<Command>, report: &Report) {
         for event in &effects.events {
-            self.ctx.metrics.decided(&self.key, event.kind);
+            self.ctx.board.metrics.decided(&self.key, event.kind);
             tracing::info!(event = ?event.kind, "{}", event.reason);
         }
         self.notes
             .extend(effects.events.iter().filter_map(Note::from_decision));
         match (command, &effects.answer) {
             (Some(command), Some(Ok(()))) => {
+                if let Some(reply) = self.reply.take() {
+                    let _ = reply.send(Ok(report.clone()));
+                }
                 tracing::info!(%command, "command accepted");
                 self.notes.push(Note::normal(
                     "CommandAccepted",
@@ -595,6 +654,9 @@ impl<'a> Reconciler<'a> {
                 ));
             }
             (Some(_), Some(Err(refused))) => {
+                if let Some(reply) = self.reply.take() {
+                    let _ = reply.send(Err(Refusal::Refused(refused.clone())));
+                }
                 tracing::warn!("{refused}");
                 self.notes.push(Note::warning(
                     "CommandRefused",
@@ -613,7 +675,7 @@ impl<'a> Reconciler<'a> {
         for request in requests {
             let source = Arc::clone(&runner.metrics);
             let inbox = Arc::clone(&runner.inbox);
-            let metrics = Arc::clone(&self.ctx.metrics);
+            let board = Arc::clone(&self.ctx.board);
             let wake = self.ctx.wake.clone();
             let rollout = ObjectRef::from_obj(self.object);
             let (key, request) = (self.key.clone(), request.clone());
@@ -625,7 +687,7 @@ impl<'a> Reconciler<'a> {
                         canary: &canary,
                     };
                     let result = source.measure(&request, versions, now).await;
-                    metrics.measured(&key, &request.metric.name, &result);
+                    board.metrics.measured(&key, &request.metric.name, &result);
                     inbox
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -662,7 +724,7 @@ impl<'a> Reconciler<'a> {
             .clone()
             .or_else(|| plan.waiting.clone())
             .or_else(|| report.message.clone());
-        self.ctx.metrics.observe(&self.key, &report);
+        self.ctx.board.publish(&self.key, report.clone());
         let now = self.ctx.clock.now();
         let mut status = self.writer.written.clone();
         status.state = runner.saved.clone();
@@ -859,17 +921,28 @@ impl<'a> Reconciler<'a> {
     }
 
     fn refuse(&mut self, command: Command, why: &str) {
+        let refused = CommandError {
+            command,
+            reason: why.to_owned(),
+        };
         self.notes.push(Note::warning(
             "CommandRefused",
             "Command",
-            format!("cannot {command}: {why}"),
+            refused.to_string(),
         ));
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Err(Refusal::Refused(refused)));
+        }
     }
 
-    /// The command in the annotation, removed from the object first.
+    /// The command in the annotation, removed from the object first; else
+    /// one from the HTTP API.
     async fn take_command(&mut self) -> Result<Option<Command>, Error> {
         let Some(value) = self.object.annotations().get(COMMAND_ANNOTATION) else {
-            return Ok(None);
+            return Ok(self.ctx.take_api_command(&self.key).map(|request| {
+                self.reply = Some(request.reply);
+                request.command
+            }));
         };
         let api: Api<CanaryRollout> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
         let params = PatchParams {

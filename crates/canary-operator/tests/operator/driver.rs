@@ -328,11 +328,11 @@ async fn a_position_that_cannot_be_saved_pushes_toward_stable_and_is_counted() {
         cluster.pushes()
     );
     let counted = "canary_reconcile_errors_total{rollout=\"shop/web\",kind=\"fatal\"} 1";
-    while !cluster.ctx.metrics.render().contains(counted) {
+    while !cluster.ctx.board.metrics.render().contains(counted) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the failure is not counted: {}",
-            cluster.ctx.metrics.render()
+            cluster.ctx.board.metrics.render()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

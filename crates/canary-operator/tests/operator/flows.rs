@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use canary_api::{CommandRequest, Refusal};
+use canary_rollout::Command;
+use canary_test_apiserver::RecordedRequest;
 use serde_json::json;
 
 use crate::support::{healthy, phase, rollout, step, weight, Cluster};
@@ -100,7 +103,23 @@ async fn a_rollback_scales_the_canary_down_after_weight_zero_is_seen_and_only_re
             .is_none(),
         "the command is taken once"
     );
-    // The push of weight 0 came before the scale-down.
+    // The push of weight 0 came before the scale-down (the request log is
+    // written once the answer is sent).
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let is_scale_down = |r: &RecordedRequest| {
+        r.attributes.resource == "deployments" && r.attributes.verb == "patch"
+    };
+    while !cluster
+        .assert_every_call_allowed()
+        .iter()
+        .any(is_scale_down)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no scale-down logged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let requests = cluster.assert_every_call_allowed();
     let last_push = requests
         .iter()
@@ -108,7 +127,7 @@ async fn a_rollback_scales_the_canary_down_after_weight_zero_is_seen_and_only_re
         .expect("pushes");
     let scale_down = requests
         .iter()
-        .position(|r| r.attributes.resource == "deployments" && r.attributes.verb == "patch")
+        .position(is_scale_down)
         .expect("the scale-down");
     assert!(
         last_push < scale_down,
@@ -205,5 +224,48 @@ async fn a_new_canary_template_takes_its_traffic_away_until_it_is_ready_then_sta
         })
         .await;
     assert_eq!(step(&status), 1);
+    cluster.assert_every_call_allowed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_through_the_http_api_are_answered_with_the_report() {
+    let cluster = Cluster::start(
+        rollout(json!([{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}])),
+        healthy(),
+    )
+    .await;
+    cluster
+        .until("paused at 10%", LIMIT, |s| {
+            phase(s) == "Paused" && weight(s) == 10.0
+        })
+        .await;
+    let ask = |command| {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        cluster.ctx.command(CommandRequest {
+            rollout: Some("shop/web".into()),
+            command,
+            reply,
+        });
+        answer
+    };
+    let refused = ask(Command::Retry).await.unwrap().unwrap_err();
+    assert!(matches!(refused, Refusal::Refused(_)), "{refused}");
+    let report = ask(Command::Promote).await.unwrap().expect("accepted");
+    assert_eq!(report.traffic.canary_weight, 50.0);
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    cluster.ctx.command(CommandRequest {
+        rollout: Some("shop/other".into()),
+        command: Command::Abort,
+        reply,
+    });
+    assert!(matches!(
+        answer.await.unwrap(),
+        Err(Refusal::NoSuchRollout(_))
+    ));
+    cluster
+        .until("paused at 50%", LIMIT, |s| {
+            phase(s) == "Paused" && weight(s) == 50.0
+        })
+        .await;
     cluster.assert_every_call_allowed();
 }

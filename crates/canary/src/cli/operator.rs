@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_analysis::parse_duration;
+use canary_api::{ApiState, Readiness};
 use canary_operator::events::EventRecorder;
 use canary_operator::leader::LeaseSettings;
 use canary_operator::operator::{run, OperatorSettings, WatchScope};
@@ -56,6 +57,13 @@ pub struct Operator {
     /// Name of the leader lease.
     #[arg(long, default_value = "canary-controller")]
     pub lease_name: String,
+    /// Where the HTTP API listens: every rollout's report, commands,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: std::net::SocketAddr,
+    /// Bearer token required for commands through the API.
+    #[arg(long, env = "CANARY_TOKEN")]
+    pub token: Option<String>,
     /// This instance's identity in the lease and in Events [default: the
     /// pod's name, $POD_NAME, else the host name].
     #[arg(long, env = "POD_NAME")]
@@ -116,6 +124,23 @@ impl Operator {
         let edges = Arc::new(ClusterEdges::new(client.clone(), sources, observer));
         let events = EventRecorder::new(client.clone(), &identity);
         let context = Arc::new(Context::new(client, edges, clock, events));
+        let (commands, mut requests) = tokio::sync::mpsc::channel(16);
+        let api_state = ApiState {
+            board: Arc::clone(&context.board),
+            commands,
+            token: self.token.clone(),
+            readiness: Readiness::Serving,
+        };
+        let (bound, _api) = canary_api::serve(self.listen, api_state)
+            .await
+            .map_err(|err| format!("cannot listen on {}: {err}", self.listen))?;
+        info!("API listening on http://{bound}");
+        let forward = Arc::clone(&context);
+        tokio::spawn(async move {
+            while let Some(request) = requests.recv().await {
+                forward.command(request);
+            }
+        });
         let settings = OperatorSettings {
             scope: match &self.watch_namespace {
                 Some(namespace) => WatchScope::Namespace(namespace.clone()),
