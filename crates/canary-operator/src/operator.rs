@@ -19,7 +19,7 @@ use std::time::Duration;
 use canary_kube::ApiError;
 use futures::StreamExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::watcher;
 
 use crate::leader::{LeaderElector, Leadership, LeaseSettings};
@@ -168,15 +168,28 @@ pub async fn run_controller(ctx: Arc<Context>, scope: WatchScope) {
         Some(wakes) => controller.reconcile_on(wakes),
         None => controller,
     };
+    let forget = Arc::clone(&ctx);
     controller
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
+        .for_each(|result| {
             match result {
                 Ok((object, action)) => {
                     tracing::debug!(rollout = %object.name, ?action, "reconciled")
                 }
+                // A rollout deleted since its last reconcile: its driver,
+                // report and counters go.
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    let key = format!(
+                        "{}/{}",
+                        object.namespace.as_deref().unwrap_or_default(),
+                        object.name
+                    );
+                    tracing::info!(rollout = %key, "the rollout is gone");
+                    forget.forget(&key);
+                }
                 Err(error) => tracing::debug!("reconcile: {error}"),
             }
+            std::future::ready(())
         })
         .await;
 }

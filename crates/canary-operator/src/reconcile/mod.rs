@@ -185,6 +185,19 @@ impl Context {
         let _ = self.wake.unbounded_send(rollout);
     }
 
+    /// Rollout `key` is gone: its driver, report, counters and pending
+    /// command go.
+    pub fn forget(&self, key: &str) {
+        self.runners.take(key);
+        self.board.forget(key);
+        self.succeeded(key);
+        if let Some(request) = self.take_api_command(key) {
+            let _ = request
+                .reply
+                .send(Err(Refusal::NoSuchRollout(key.to_owned())));
+        }
+    }
+
     fn take_api_command(&self, key: &str) -> Option<CommandRequest> {
         self.commands
             .lock()

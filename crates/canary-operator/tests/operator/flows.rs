@@ -8,7 +8,7 @@ use canary_rollout::Command;
 use canary_test_apiserver::RecordedRequest;
 use serde_json::json;
 
-use crate::support::{healthy, phase, rollout, step, weight, Cluster};
+use crate::support::{healthy, phase, rollout, rollouts, step, weight, Cluster};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -268,4 +268,32 @@ async fn commands_through_the_http_api_are_answered_with_the_report() {
         })
         .await;
     cluster.assert_every_call_allowed();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_rollout_is_forgotten() {
+    let cluster = Cluster::start(
+        rollout(json!([{"setWeight": 10}, {"pause": {}}])),
+        healthy(),
+    )
+    .await;
+    cluster
+        .until("paused at 10%", LIMIT, |s| {
+            phase(s) == "Paused" && weight(s) == 10.0
+        })
+        .await;
+    assert_eq!(cluster.ctx.runners.len(), 1);
+    rollouts(&cluster.admin)
+        .delete("web", &Default::default())
+        .await
+        .expect("deleted");
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !(cluster.ctx.runners.is_empty() && cluster.ctx.board.report(Some("shop/web")).is_none())
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the deleted rollout is still driven"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
