@@ -282,7 +282,7 @@ async fn a_deleted_rollout_is_forgotten() {
             phase(s) == "Paused" && weight(s) == 10.0
         })
         .await;
-    assert_eq!(cluster.ctx.runners.len(), 1);
+    assert!(cluster.ctx.board.report(Some("shop/web")).is_some());
     rollouts(&cluster.admin)
         .delete("web", &Default::default())
         .await
