@@ -49,6 +49,8 @@ struct Counts {
 #[derive(Debug, Default)]
 pub struct ControllerMetrics {
     rollouts: Mutex<BTreeMap<String, Counts>>,
+    /// Failed reconciles (the operator), by rollout and error kind.
+    failures: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 impl ControllerMetrics {
@@ -103,10 +105,20 @@ impl ControllerMetrics {
         self.with(id, |counts| counts.report = report.clone());
     }
 
+    /// A reconcile of rollout `id` failed with an error of `kind`.
+    pub fn failed(&self, id: &str, kind: &'static str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            *failures.entry((id.to_owned(), kind)).or_insert(0) += 1;
+        }
+    }
+
     /// Rollout `id` is gone.
     pub fn forget(&self, id: &str) {
         if let Ok(mut rollouts) = self.rollouts.lock() {
             rollouts.remove(id);
+        }
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.retain(|(rollout, _), _| rollout != id);
         }
     }
 
@@ -253,6 +265,25 @@ impl ControllerMetrics {
                 failed,
             );
         }
+        if let Ok(failures) = self.failures.lock() {
+            if !failures.is_empty() {
+                family(
+                    &mut out,
+                    "canary_reconcile_errors_total",
+                    "counter",
+                    "Failed reconciles of the operator, by error kind.",
+                );
+            }
+            for ((id, kind), n) in failures.iter() {
+                line(
+                    &mut out,
+                    "canary_reconcile_errors_total",
+                    id,
+                    &[("kind", kind)],
+                    n,
+                );
+            }
+        }
         out
     }
 }
@@ -306,6 +337,7 @@ mod tests {
         metrics.measured("web", "error-rate", &MeasurementResult::error("down"));
         metrics.decided("web", EventKind::DriftDown);
         metrics.pushed("web", true);
+        metrics.failed("web", "api");
         let mut report = Report {
             rollout: "web".into(),
             phase: "Aborted".into(),
@@ -327,6 +359,7 @@ mod tests {
             "canary_rollout_condition{rollout=\"web\",type=\"Drift\"} 1",
             "canary_pushes_total{rollout=\"web\",result=\"ok\"} 1",
             "canary_push_applied{rollout=\"web\"} 0",
+            "canary_reconcile_errors_total{rollout=\"web\",kind=\"api\"} 1",
         ] {
             assert!(text.contains(expected), "{expected} in\n{text}");
         }

@@ -223,6 +223,9 @@ fn rollout_document(name: &str, spec: &CanaryRolloutSpec, template_files: &[Stri
     if let Some(deadline) = &spec.progress_deadline {
         body.insert("progressDeadline".into(), json!(deadline));
     }
+    if let Some(deadline) = &spec.verify_deadline {
+        body.insert("verifyDeadline".into(), json!(deadline));
+    }
     if !template_files.is_empty() {
         body.insert("templateFiles".into(), json!(template_files));
     }

@@ -125,11 +125,11 @@ impl EventRecorder {
             let event = event_object(regarding, note, &self.instance, at, sequence);
             match api.create(&PostParams::default(), &event).await {
                 Ok(_) => {
-                    tracing::debug!(rollout = %regarding.name, reason = %note.reason, "event published")
+                    tracing::debug!(reason = %note.reason, "event published")
                 }
                 Err(error) => {
                     let error = CREATE_EVENTS.error(&regarding.namespace, None, error);
-                    tracing::warn!(rollout = %regarding.name, reason = %note.reason, "event not published: {error}");
+                    tracing::warn!(reason = %note.reason, "event not published: {error}");
                 }
             }
         }

@@ -7,8 +7,9 @@
 //! - [`convert`], [`spec_source`]: the resource and the template objects
 //!   it names, into the engine's rollout (the rollout file's own reader
 //!   does the checking).
-//! - [`reconcile`]: one reconcile: restore the state machine from
-//!   `status`, measure, decide, save, act, report.
+//! - [`reconcile`]: one reconcile: the shell around the rollout driver
+//!   (`canary_rollout::driver`), its position saved in `status`, its
+//!   report shown there, measurements as tasks.
 //! - [`workload`]: the Deployments: what the API reports, the pure plan
 //!   of what to do next, the calls that do it.
 //! - [`status`], [`events`], [`commands`]: what people see and say.

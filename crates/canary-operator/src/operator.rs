@@ -19,17 +19,19 @@ use std::time::Duration;
 use canary_kube::ApiError;
 use futures::StreamExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::watcher;
-use kube::ResourceExt;
 
 use crate::leader::{LeaderElector, Leadership, LeaseSettings};
-use crate::reconcile::{reconcile_rollout, Context, ReconcileError};
+use crate::reconcile::{reconcile_rollout, rollout_key, Context, Error};
 use crate::resource::CanaryRollout;
 
 /// Shortest requeue: a rollout whose next measurement is already due is
 /// looked at again almost at once, but never in a busy loop.
 const MIN_REQUEUE: Duration = Duration::from_millis(200);
+
+/// Longest wait after failed reconciles.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Which rollouts the operator reconciles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,33 +163,58 @@ pub async fn run_controller(ctx: Arc<Context>, scope: WatchScope) {
         WatchScope::Namespace(namespace) => Api::namespaced(ctx.client.clone(), namespace),
     };
     tracing::info!(?scope, "reconciling CanaryRollouts");
-    Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default());
+    let controller = match ctx.take_wakes() {
+        Some(wakes) => controller.reconcile_on(wakes),
+        None => controller,
+    };
+    let forget = Arc::clone(&ctx);
+    controller
         .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
+        .for_each(|result| {
             match result {
                 Ok((object, action)) => {
                     tracing::debug!(rollout = %object.name, ?action, "reconciled")
                 }
-                Err(error) => tracing::warn!("reconcile: {error}"),
+                // A rollout deleted since its last reconcile: its driver,
+                // report and counters go.
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    let key = format!(
+                        "{}/{}",
+                        object.namespace.as_deref().unwrap_or_default(),
+                        object.name
+                    );
+                    tracing::info!(rollout = %key, "the rollout is gone");
+                    forget.forget(&key);
+                }
+                Err(error) => tracing::debug!("reconcile: {error}"),
             }
+            std::future::ready(())
         })
         .await;
 }
 
-async fn reconcile(
-    object: Arc<CanaryRollout>,
-    ctx: Arc<Context>,
-) -> Result<Action, ReconcileError> {
+/// The reconcile: one step of the rollout's driver and what it asks for.
+async fn reconcile(object: Arc<CanaryRollout>, ctx: Arc<Context>) -> Result<Action, Error> {
     let requeue = reconcile_rollout(&object, &ctx).await?;
     Ok(Action::requeue(requeue.max(MIN_REQUEUE)))
 }
 
-fn error_policy(object: Arc<CanaryRollout>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+/// A failed reconcile: counted by error kind, retried with exponential
+/// backoff from the waiting period up to [`MAX_BACKOFF`].
+fn error_policy(object: Arc<CanaryRollout>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = rollout_key(&object);
+    let failures = ctx.failed(&key, error);
+    let backoff = ctx
+        .timing
+        .waiting
+        .saturating_mul(1 << failures.saturating_sub(1).min(8))
+        .min(MAX_BACKOFF);
+    let _span = tracing::info_span!("reconcile", rollout = %key).entered();
     tracing::warn!(
-        rollout = %object.name_any(),
-        namespace = object.namespace().unwrap_or_default(),
-        "reconcile failed, retrying in {:?}: {error}",
-        ctx.timing.waiting
+        kind = error.kind(),
+        failures,
+        "reconcile failed, retrying in {backoff:?}: {error}"
     );
-    Action::requeue(ctx.timing.waiting)
+    Action::requeue(backoff)
 }

@@ -7,15 +7,17 @@
 //! (`target`), the two Deployments (`stableWorkload`, `canaryWorkload`) and
 //! how a promotion ends (`promotion`).
 //!
-//! The status holds the rollout's whole position (`state`, the state
-//! machine's own serialised form), so a restarted or moved controller
-//! resumes where the last one stopped; everything else in it is for people.
+//! The status holds the rollout's whole position (`state`, the driver's
+//! saved [`canary_rollout::driver::Position`]), so a restarted or moved
+//! controller resumes where the last one stopped, and the driver's report
+//! for people (`report`, with conditions).
 //!
 //! The CRD YAML (`manifests/kubernetes/crd/crd.yaml`) is generated from these
 //! types by [`crd_yaml`]; a test keeps the committed file equal to it.
 
 use std::borrow::Cow;
 
+use canary_rollout::driver::Report;
 use kube::CustomResource;
 use kube::CustomResourceExt;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
@@ -46,16 +48,20 @@ pub const PLURAL: &str = "canaryrollouts";
     category = "canary",
     doc = "A progressive rollout: steps that move traffic from a stable to a canary Deployment through the canary filter, gated by Argo-compatible analysis, with rollback and promotion.",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Step", type_ = "string", json_path = ".status.currentStep"),
+    printcolumn(
+        name = "Step",
+        type_ = "string",
+        json_path = ".status.report.currentStep"
+    ),
     printcolumn(
         name = "Canary",
         type_ = "string",
-        json_path = ".status.traffic.canary"
+        json_path = ".status.report.traffic.canary"
     ),
     printcolumn(
         name = "Weight",
         type_ = "number",
-        json_path = ".status.traffic.canaryWeight"
+        json_path = ".status.report.traffic.canaryWeight"
     ),
     printcolumn(
         name = "Age",
@@ -98,6 +104,10 @@ pub struct CanaryRolloutSpec {
     /// is aborted (`10m` when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline: Option<String>,
+    /// How long every proxy may take to show a new split before the
+    /// rollout rolls back (default: what the controller's observer needs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_deadline: Option<String>,
 }
 
 /// Which Istio object carries the filter configuration.
@@ -299,126 +309,36 @@ pub struct CanaryRolloutStatus {
     /// The `metadata.generation` this status was written for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The report's phase (`Progressing`, `Paused`, `PausedInconclusive`,
+    /// `Held`, `Promoting`, `Promoted`, `RollingBack`, `Aborted`), or
     /// `Pending` (waiting for the canary Deployment before the first
-    /// step), `Progressing`, `Paused`, `PausedInconclusive`, `Promoting`
-    /// (workload actions of the promotion under way), `Promoted`,
-    /// `Aborting` (rollback actions under way), `Aborted`, `Invalid`.
+    /// step) or `Invalid`. A `copyTemplate` promotion stays `Promoting`
+    /// until traffic is back on the stable Deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// Why the rollout is where it is, or what it waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// Index of the current step (0-based; equals `steps` when all are
-    /// done).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "bounded_count")]
-    pub step: Option<u32>,
-    /// Number of steps.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "bounded_count")]
-    pub steps: Option<u32>,
-    /// The current step in words (`setWeight 25%`, `pause 30s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current_step: Option<String>,
-    /// When a timed pause ends (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused_until: Option<String>,
     /// Fingerprint of the canary Deployment's pod template this rollout is
     /// for; a different one starts a new rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_revision: Option<String>,
-    /// The split the filter configuration holds for the rollout's routes.
+    /// The rollout's report (`canary status` shows the same): step, the
+    /// intended split, whether the proxies show it, analyses, recent
+    /// events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traffic: Option<TrafficStatus>,
-    /// The analyses running or last run, with each metric's latest
-    /// measurement and verdict.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub analyses: Vec<AnalysisStatus>,
-    /// `SpecValid`, `Progressing`, `TrafficPushed`.
+    #[schemars(schema_with = "preserved_object")]
+    pub report: Option<Report>,
+    /// `SpecValid`, `Progressing`, and while they hold the report's
+    /// conditions: `Drift`, `Held`, `PushFailing`, `SplitNotSeen`,
+    /// `GuardTripped`, `Unverified`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// The rollout state machine's saved state: what a restarted
-    /// controller resumes from. Not meant to be edited.
+    /// The rollout's saved position: what a restarted controller resumes
+    /// from. Not meant to be edited; an edited one is held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserved_object")]
     pub state: Option<serde_json::Value>,
-}
-
-/// The split in force.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TrafficStatus {
-    /// The stable version.
-    pub stable: String,
-    /// The canary version, when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary: Option<String>,
-    /// Percent of requests to the canary.
-    pub canary_weight: f64,
-    /// Percent of requests to stable.
-    pub stable_weight: f64,
-    /// Whether the override header may pick the canary.
-    pub header_route: bool,
-}
-
-/// One analysis run.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AnalysisStatus {
-    /// `step N` or `background`.
-    pub slot: String,
-    /// The run's verdict so far.
-    pub phase: String,
-    /// Why, when it ended badly.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Its metrics.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub metrics: Vec<MetricStatus>,
-}
-
-/// One metric of a run.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricStatus {
-    /// The metric's name.
-    pub name: String,
-    /// Its verdict so far.
-    pub phase: String,
-    /// Measurements counted.
-    #[schemars(schema_with = "bounded_count")]
-    pub count: u32,
-    /// Failed measurements.
-    #[schemars(schema_with = "bounded_count")]
-    pub failed: u32,
-    /// Inconclusive measurements.
-    #[schemars(schema_with = "bounded_count")]
-    pub inconclusive: u32,
-    /// Errors.
-    #[schemars(schema_with = "bounded_count")]
-    pub errors: u32,
-    /// Measurements without enough data.
-    #[schemars(schema_with = "bounded_count")]
-    pub not_enough_data: u32,
-    /// The latest measurement.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latest: Option<MeasurementStatus>,
-}
-
-/// One measurement.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MeasurementStatus {
-    /// Its verdict.
-    pub phase: String,
-    /// When it finished (RFC 3339).
-    pub finished_at: String,
-    /// The value, as text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    /// The error or condition message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
 }
 
 /// A condition, as Kubernetes API conventions shape them.

@@ -1,31 +1,26 @@
-//! Building a rollout's `status`: from the state machine (step, analyses
-//! with each metric's latest measurement), the split in force, and the
-//! conditions. Pure, so the same inputs give the same status and an
-//! unchanged rollout writes nothing.
+//! Writing the driver's report into a rollout's `status`: the report
+//! itself, the phase and message people see, and conditions (the
+//! operator's `SpecValid` and `Progressing`, then each of the report's
+//! conditions while it holds). Pure, so the same inputs give the same
+//! status and an unchanged rollout writes nothing.
 
 use canary_analysis::Timestamp;
-use canary_rollout::driver::{analyses_of, describe_step};
-use canary_rollout::{Phase, Rollout, TrafficState};
+use canary_rollout::driver::Report;
 
-use crate::resource::{
-    AnalysisStatus, CanaryRolloutStatus, Condition, MeasurementStatus, MetricStatus, TrafficStatus,
-};
+use crate::resource::{CanaryRolloutStatus, Condition};
 use crate::time::rfc3339;
-use crate::workload::Stage;
 
 /// Condition: the spec, its templates and workloads make a runnable
 /// rollout.
 pub const SPEC_VALID: &str = "SpecValid";
 /// Condition: the rollout is under way (False once promoted or aborted).
 pub const PROGRESSING: &str = "Progressing";
-/// Condition: the filter configuration holds the split the rollout wants.
-pub const TRAFFIC_PUSHED: &str = "TrafficPushed";
 
 /// A condition's wanted value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConditionValue {
     /// Its type.
-    pub type_: &'static str,
+    pub type_: String,
     /// True or False.
     pub status: bool,
     /// CamelCase reason.
@@ -36,14 +31,9 @@ pub struct ConditionValue {
 
 impl ConditionValue {
     /// A condition of `type_`.
-    pub fn new(
-        type_: &'static str,
-        status: bool,
-        reason: &str,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(type_: &str, status: bool, reason: &str, message: impl Into<String>) -> Self {
         ConditionValue {
-            type_,
+            type_: type_.to_owned(),
             status,
             reason: reason.to_owned(),
             message: message.into(),
@@ -85,18 +75,10 @@ pub fn with_condition(
 
 /// Conditions in a fixed order, so a status written twice is equal.
 fn condition_rank(type_: &str) -> usize {
-    [SPEC_VALID, PROGRESSING, TRAFFIC_PUSHED]
+    [SPEC_VALID, PROGRESSING]
         .iter()
         .position(|t| *t == type_)
         .unwrap_or(usize::MAX)
-}
-
-/// Whether `status` has condition `type_` set to False.
-pub fn is_false(status: &CanaryRolloutStatus, type_: &str) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == type_ && c.status == "False")
 }
 
 /// The condition `type_`'s reason and message, when set.
@@ -104,87 +86,72 @@ pub fn condition<'a>(status: &'a CanaryRolloutStatus, type_: &str) -> Option<&'a
     status.conditions.iter().find(|c| c.type_ == type_)
 }
 
-/// The phase people see.
-pub fn phase_name(stage: Stage, machine: Option<Phase>, settled: bool) -> &'static str {
-    match (stage, machine) {
-        (Stage::Pending, _) => "Pending",
-        (Stage::Promoted, _) if settled => "Promoted",
-        (Stage::Promoted, _) => "Promoting",
-        (Stage::Aborted, _) if settled => "Aborted",
-        (Stage::Aborted, _) => "Aborting",
-        (Stage::Running, Some(Phase::Paused { .. })) => "Paused",
-        (Stage::Running, Some(Phase::PausedInconclusive { .. })) => "PausedInconclusive",
-        (Stage::Running, _) => "Progressing",
-    }
-}
-
-/// The split as the status shows it.
-pub fn traffic_status(split: &TrafficState) -> TrafficStatus {
-    let canary = split.effective_weight().percent();
-    TrafficStatus {
-        stable: split.stable.clone(),
-        canary: split.canary.clone(),
-        canary_weight: canary,
-        stable_weight: 100.0 - canary,
-        header_route: split.header_route,
-    }
-}
-
-/// The machine's part of the status: step, pause, analyses, its saved
-/// state. Fields it does not know are left as they are in `status`.
-pub fn with_machine(status: &mut CanaryRolloutStatus, rollout: &Rollout, now: Timestamp) {
-    let _ = now;
-    status.step = u32::try_from(rollout.step()).ok();
-    status.steps = u32::try_from(rollout.spec().steps.len()).ok();
-    status.current_step = rollout.spec().steps.get(rollout.step()).map(describe_step);
-    status.paused_until = match rollout.phase() {
-        Phase::Paused { until, .. } => until.map(rfc3339),
-        _ => None,
-    };
-    status.analyses = analyses_of(rollout)
-        .into_iter()
-        .map(|analysis| AnalysisStatus {
-            slot: analysis.slot,
-            phase: analysis.phase,
-            message: analysis.message,
-            metrics: analysis
-                .metrics
-                .into_iter()
-                .map(|metric| MetricStatus {
-                    latest: metric.measurements.last().map(|m| MeasurementStatus {
-                        phase: m.phase.clone(),
-                        finished_at: rfc3339(Timestamp::from_millis(m.finished_at)),
-                        value: m.value.clone(),
-                        message: m.message.clone(),
-                    }),
-                    name: metric.name,
-                    phase: metric.phase,
-                    count: metric.count,
-                    failed: metric.failed,
-                    inconclusive: metric.inconclusive,
-                    errors: metric.errors,
-                    not_enough_data: metric.not_enough_data,
-                })
-                .collect(),
+/// `status` showing `report`, in phase `phase` with `message`: the
+/// operator's conditions set, the report's conditions set to True and any
+/// condition the report no longer has removed.
+pub fn show_report(
+    status: &mut CanaryRolloutStatus,
+    report: Report,
+    phase: &str,
+    message: Option<String>,
+    now: Timestamp,
+    generation: Option<i64>,
+) {
+    let mut conditions: Vec<Condition> = status
+        .conditions
+        .iter()
+        .filter(|c| {
+            [SPEC_VALID, PROGRESSING].contains(&c.type_.as_str())
+                || report.conditions.iter().any(|r| r.kind == c.type_)
         })
+        .cloned()
         .collect();
-    status.state = serde_json::to_value(rollout.state()).ok();
-}
-
-/// A status without a running machine (pending or invalid): no step, no
-/// analyses, no saved state.
-pub fn without_machine(status: &mut CanaryRolloutStatus) {
-    status.step = None;
-    status.steps = None;
-    status.current_step = None;
-    status.paused_until = None;
-    status.analyses.clear();
-    status.state = None;
+    conditions = with_condition(
+        &conditions,
+        ConditionValue::new(SPEC_VALID, true, "Valid", ""),
+        now,
+        generation,
+    );
+    let progressing = match phase {
+        "Promoted" => ConditionValue::new(
+            PROGRESSING,
+            false,
+            "Promoted",
+            "the canary is the stable version",
+        ),
+        "Aborted" => ConditionValue::new(
+            PROGRESSING,
+            false,
+            "Aborted",
+            "rolled back: the canary gets no traffic",
+        ),
+        other => ConditionValue::new(PROGRESSING, true, other, ""),
+    };
+    conditions = with_condition(&conditions, progressing, now, generation);
+    for shown in &report.conditions {
+        conditions = with_condition(
+            &conditions,
+            ConditionValue {
+                type_: shown.kind.clone(),
+                status: true,
+                reason: shown.kind.clone(),
+                message: shown.message.clone(),
+            },
+            now,
+            generation,
+        );
+    }
+    status.conditions = conditions;
+    status.phase = Some(phase.to_owned());
+    status.message = message;
+    status.report = Some(report);
+    status.observed_generation = generation;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use canary_rollout::driver::ConditionReport;
 
     #[test]
     fn transition_times_change_only_with_the_status() {
@@ -192,13 +159,13 @@ mod tests {
         let t1 = Timestamp::from_secs(2_000);
         let first = with_condition(
             &[],
-            ConditionValue::new(TRAFFIC_PUSHED, true, "InForce", "a"),
+            ConditionValue::new(PROGRESSING, true, "Progressing", "a"),
             t0,
             Some(1),
         );
         let same = with_condition(
             &first,
-            ConditionValue::new(TRAFFIC_PUSHED, true, "InForce", "b"),
+            ConditionValue::new(PROGRESSING, true, "Paused", "b"),
             t1,
             Some(2),
         );
@@ -206,7 +173,7 @@ mod tests {
         assert_eq!(same[0].message, "b");
         let flipped = with_condition(
             &same,
-            ConditionValue::new(TRAFFIC_PUSHED, false, "PushFailed", "c"),
+            ConditionValue::new(PROGRESSING, false, "Aborted", "c"),
             t1,
             Some(2),
         );
@@ -218,7 +185,7 @@ mod tests {
     fn conditions_keep_one_order() {
         let now = Timestamp::from_secs(1);
         let mut conditions = Vec::new();
-        for type_ in [TRAFFIC_PUSHED, SPEC_VALID, PROGRESSING] {
+        for type_ in ["Drift", PROGRESSING, SPEC_VALID] {
             conditions = with_condition(
                 &conditions,
                 ConditionValue::new(type_, true, "R", ""),
@@ -227,27 +194,41 @@ mod tests {
             );
         }
         let order: Vec<&str> = conditions.iter().map(|c| c.type_.as_str()).collect();
-        assert_eq!(order, [SPEC_VALID, PROGRESSING, TRAFFIC_PUSHED]);
+        assert_eq!(order, [SPEC_VALID, PROGRESSING, "Drift"]);
     }
 
     #[test]
-    fn phases_say_when_workload_actions_are_still_under_way() {
-        assert_eq!(
-            phase_name(Stage::Promoted, Some(Phase::Promoted), false),
-            "Promoting"
+    fn the_reports_conditions_come_and_go_with_it() {
+        let now = Timestamp::from_secs(1);
+        let mut status = CanaryRolloutStatus::default();
+        let drift = Report {
+            conditions: vec![ConditionReport {
+                kind: "Drift".into(),
+                message: "proxy-0 shows 0%".into(),
+            }],
+            ..Report::default()
+        };
+        show_report(&mut status, drift, "Paused", None, now, Some(1));
+        let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, [SPEC_VALID, PROGRESSING, "Drift"]);
+        show_report(
+            &mut status,
+            Report::default(),
+            "Progressing",
+            None,
+            now,
+            Some(1),
         );
-        assert_eq!(
-            phase_name(Stage::Promoted, Some(Phase::Promoted), true),
-            "Promoted"
+        let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, [SPEC_VALID, PROGRESSING]);
+        show_report(
+            &mut status,
+            Report::default(),
+            "Aborted",
+            None,
+            now,
+            Some(1),
         );
-        assert_eq!(
-            phase_name(Stage::Aborted, Some(Phase::Aborted), false),
-            "Aborting"
-        );
-        assert_eq!(phase_name(Stage::Pending, None, false), "Pending");
-        assert_eq!(
-            phase_name(Stage::Running, Some(Phase::Progressing), true),
-            "Progressing"
-        );
+        assert_eq!(status.conditions[1].status, "False");
     }
 }

@@ -1,8 +1,11 @@
-//! What to do next, given where the rollout is and what the API reports
-//! about the Deployments and the split in force. Pure: the reconciler
-//! reads, calls [`plan`], and carries the actions out in order, stopping
-//! at the first that fails; the next reconcile plans again from what the
-//! API then reports, so every step is idempotent.
+//! What to do with the Deployments next, given where the rollout is (as
+//! the driver reports it) and what the API reports about them. Pure: the
+//! reconciler reads, calls [`plan`], and carries the actions out in order,
+//! stopping at the first that fails; the next reconcile plans again from
+//! what the API then reports, so every step is idempotent. Splits are the
+//! driver's; the only split planned here is the return of all traffic to
+//! the stable name once a `copyTemplate` promotion has given it the
+//! canary's pod template.
 
 use canary_config::Weight;
 use canary_rollout::TrafficState;
@@ -17,19 +20,29 @@ pub enum Stage {
     /// No rollout runs for the current canary version yet: the canary
     /// must be scaled up and ready first.
     Pending,
-    /// Working through the steps (paused or not).
+    /// Working through the steps, paused, held, or on the way to an end
+    /// the proxies do not show yet.
     Running,
-    /// The state machine promoted the canary.
+    /// Promoted, and the proxies show it.
     Promoted,
-    /// The state machine rolled back.
+    /// Rolled back, and the proxies show weight 0.
     Aborted,
+}
+
+impl Stage {
+    /// The stage of a rollout whose report says `phase`.
+    pub fn of(phase: &str) -> Stage {
+        match phase {
+            "Promoted" => Stage::Promoted,
+            "Aborted" => Stage::Aborted,
+            _ => Stage::Running,
+        }
+    }
 }
 
 /// One thing to do, in plan order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkloadAction {
-    /// Write this split to the filter configuration.
-    Push(TrafficState),
     /// Scale the canary Deployment to zero, remembering `from` replicas.
     ScaleCanaryDown {
         /// Its replica count now.
@@ -43,6 +56,8 @@ pub enum WorkloadAction {
     /// Replace the stable Deployment's pod template by the canary's
     /// (stable's own labels kept).
     CopyTemplateToStable,
+    /// Send every request to the stable name again ([`all_to_stable`]).
+    ReturnToStable,
 }
 
 /// What to do now.
@@ -52,9 +67,6 @@ pub struct Plan {
     pub actions: Vec<WorkloadAction>,
     /// What the rollout waits for, in words; `None` when nothing.
     pub waiting: Option<String>,
-    /// Whether a split the rollout wants is held back because the version
-    /// it would send more traffic to is not ready.
-    pub held: bool,
 }
 
 impl Plan {
@@ -71,14 +83,6 @@ pub struct PlanInput<'a> {
     pub stage: Stage,
     /// How a promotion ends.
     pub promotion: Promotion,
-    /// The split the state machine wants.
-    pub wanted: &'a TrafficState,
-    /// The split the filter configuration holds now.
-    pub in_force: &'a TrafficState,
-    /// `spec.stableVersion`.
-    pub stable_version: &'a str,
-    /// `spec.canaryVersion`.
-    pub canary_version: &'a str,
     /// The stable Deployment.
     pub stable: &'a WorkloadView,
     /// The canary Deployment.
@@ -87,14 +91,58 @@ pub struct PlanInput<'a> {
 
 /// The next actions.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let canary = input.canary;
+    let mut plan = Plan::default();
     match input.stage {
-        Stage::Pending => pending(input),
-        Stage::Running => running(input),
-        Stage::Aborted => aborted(input),
-        Stage::Promoted => match input.promotion {
-            Promotion::CopyTemplate => promoted_by_copy(input),
-            Promotion::SwapNames => promoted_by_swap(input),
-        },
+        Stage::Pending | Stage::Running => {
+            if canary.replicas == 0 {
+                let to = canary.scaled_down_from.filter(|n| *n > 0).unwrap_or(1);
+                plan.actions.push(WorkloadAction::ScaleCanaryUp { to });
+                plan.waiting = Some(format!(
+                    "scaling canary Deployment {} up to {to} replicas",
+                    canary.name
+                ));
+            } else if input.stage == Stage::Pending && !canary.fully_ready() {
+                plan.waiting = Some(format!(
+                    "waiting for canary Deployment {} before the first step: {}",
+                    canary.name,
+                    canary.readiness()
+                ));
+            }
+        }
+        Stage::Aborted => scale_canary_down(canary, &mut plan),
+        Stage::Promoted => {
+            if input.promotion == Promotion::CopyTemplate {
+                let stable = input.stable;
+                if stable.template_body_fingerprint() != canary.template_body_fingerprint() {
+                    plan.actions.push(WorkloadAction::CopyTemplateToStable);
+                    plan.waiting = Some(format!(
+                        "copying canary Deployment {}'s pod template to stable Deployment {}",
+                        canary.name, stable.name
+                    ));
+                    return plan;
+                }
+                if !stable.fully_ready() {
+                    plan.waiting = Some(format!(
+                        "waiting for stable Deployment {} to run the promoted pod template: {}",
+                        stable.name,
+                        stable.readiness()
+                    ));
+                    return plan;
+                }
+                plan.actions.push(WorkloadAction::ReturnToStable);
+                scale_canary_down(canary, &mut plan);
+            }
+        }
+    }
+    plan
+}
+
+fn scale_canary_down(canary: &WorkloadView, plan: &mut Plan) {
+    if canary.replicas > 0 {
+        plan.actions.push(WorkloadAction::ScaleCanaryDown {
+            from: canary.replicas,
+        });
     }
 }
 
@@ -109,142 +157,12 @@ pub fn all_to_stable(stable_version: &str) -> TrafficState {
     }
 }
 
-/// Whether two splits send the same requests to the same versions.
-pub fn same_split(a: &TrafficState, b: &TrafficState) -> bool {
-    a.stable == b.stable
-        && a.canary == b.canary
-        && a.effective_weight() == b.effective_weight()
-        && a.header_route == b.header_route
-}
-
-/// The canary version's share of requests in `split`, in basis points.
-fn canary_share(split: &TrafficState, canary_version: &str) -> u32 {
-    let canary = u32::from(split.effective_weight().basis_points());
-    if split.canary.as_deref() == Some(canary_version) {
-        canary
-    } else if split.stable == canary_version {
-        10_000 - canary
-    } else {
-        0
-    }
-}
-
-/// Whether going from `from` to `to` sends the canary more requests, or
-/// lets the override header pick it where it could not.
-fn raises_canary(from: &TrafficState, to: &TrafficState, canary_version: &str) -> bool {
-    canary_share(to, canary_version) > canary_share(from, canary_version)
-        || (to.header_route && !from.header_route && to.canary.is_some())
-}
-
-fn pending(input: &PlanInput<'_>) -> Plan {
-    let mut plan = Plan::default();
-    let safe = TrafficState::initial(input.stable_version, input.canary_version);
-    if canary_share(input.in_force, input.canary_version) > 0 || input.in_force.header_route {
-        plan.actions.push(WorkloadAction::Push(safe));
-    }
-    let canary = input.canary;
-    if canary.replicas == 0 {
-        let to = canary.scaled_down_from.filter(|n| *n > 0).unwrap_or(1);
-        plan.actions.push(WorkloadAction::ScaleCanaryUp { to });
-        plan.waiting = Some(format!(
-            "scaling canary Deployment {} up to {to} replicas before the first step",
-            canary.name
-        ));
-    } else if !canary.fully_ready() {
-        plan.waiting = Some(format!(
-            "waiting for canary Deployment {} before the first step: {}",
-            canary.name,
-            canary.readiness()
-        ));
-    }
-    plan
-}
-
-fn running(input: &PlanInput<'_>) -> Plan {
-    push_when_ready(input, || {
-        format!(
-            "holding {} (wanted: {}) until canary Deployment {} is ready: {}",
-            input.in_force,
-            input.wanted,
-            input.canary.name,
-            input.canary.readiness()
-        )
-    })
-}
-
-/// Pushes the wanted split, unless it raises the canary's share while the
-/// canary is not fully ready: then the split in force stays and `waiting`
-/// says why.
-fn push_when_ready(input: &PlanInput<'_>, waiting: impl FnOnce() -> String) -> Plan {
-    let mut plan = Plan::default();
-    if same_split(input.wanted, input.in_force) {
-        return plan;
-    }
-    if raises_canary(input.in_force, input.wanted, input.canary_version)
-        && !input.canary.fully_ready()
-    {
-        plan.held = true;
-        plan.waiting = Some(waiting());
-        return plan;
-    }
-    plan.actions
-        .push(WorkloadAction::Push(input.wanted.clone()));
-    plan
-}
-
-fn aborted(input: &PlanInput<'_>) -> Plan {
-    let mut plan = Plan::default();
-    if !same_split(input.wanted, input.in_force) {
-        plan.actions
-            .push(WorkloadAction::Push(input.wanted.clone()));
-    }
-    if input.canary.replicas > 0 {
-        plan.actions.push(WorkloadAction::ScaleCanaryDown {
-            from: input.canary.replicas,
-        });
-    }
-    plan
-}
-
-fn promoted_by_copy(input: &PlanInput<'_>) -> Plan {
-    let mut plan = Plan::default();
-    let (stable, canary) = (input.stable, input.canary);
-    if stable.template_body_fingerprint() != canary.template_body_fingerprint() {
-        plan.actions.push(WorkloadAction::CopyTemplateToStable);
-        plan.waiting = Some(format!(
-            "copying canary Deployment {}'s pod template to stable Deployment {}",
-            canary.name, stable.name
-        ));
-        return plan;
-    }
-    if !stable.fully_ready() {
-        plan.waiting = Some(format!(
-            "waiting for stable Deployment {} to run the promoted pod template: {}",
-            stable.name,
-            stable.readiness()
-        ));
-        return plan;
-    }
-    let target = all_to_stable(input.stable_version);
-    if !same_split(&target, input.in_force) {
-        plan.actions.push(WorkloadAction::Push(target));
-    }
-    if canary.replicas > 0 {
-        plan.actions.push(WorkloadAction::ScaleCanaryDown {
-            from: canary.replicas,
-        });
-    }
-    plan
-}
-
-fn promoted_by_swap(input: &PlanInput<'_>) -> Plan {
-    push_when_ready(input, || {
-        format!(
-            "waiting for canary Deployment {} to be ready before it becomes the stable version: {}",
-            input.canary.name,
-            input.canary.readiness()
-        )
-    })
+/// Whether `split` can send requests to `canary_version` (a share above 0,
+/// or the override header).
+pub fn reaches(split: &TrafficState, canary_version: &str) -> bool {
+    let share = split.effective_weight() > Weight::ZERO || split.header_route;
+    (split.canary.as_deref() == Some(canary_version) && share)
+        || (split.stable == canary_version && split.canary.is_none())
 }
 
 /// The merge patch that scales the canary to zero and remembers `from`.
@@ -333,17 +251,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn weight(percent: f64) -> Weight {
-        Weight::from_percent(percent).unwrap()
-    }
-
-    fn split(canary_percent: f64) -> TrafficState {
-        TrafficState {
-            canary_weight: weight(canary_percent),
-            ..TrafficState::initial("web-v1", "web-v2")
-        }
-    }
-
     fn workload(name: &str, replicas: i64, ready: i64, image: &str, version: &str) -> WorkloadView {
         WorkloadView::from_object(&json!({
             "metadata": {"name": name, "generation": 4, "resourceVersion": "900"},
@@ -359,8 +266,6 @@ mod tests {
     struct Case {
         stage: Stage,
         promotion: Promotion,
-        wanted: TrafficState,
-        in_force: TrafficState,
         stable: WorkloadView,
         canary: WorkloadView,
     }
@@ -370,8 +275,6 @@ mod tests {
             Case {
                 stage,
                 promotion: Promotion::CopyTemplate,
-                wanted: split(10.0),
-                in_force: split(0.0),
                 stable: workload("web-v1", 3, 3, "web:1", "web-v1"),
                 canary: workload("web-v2", 2, 2, "web:2", "web-v2"),
             }
@@ -381,10 +284,6 @@ mod tests {
             plan(&PlanInput {
                 stage: self.stage,
                 promotion: self.promotion,
-                wanted: &self.wanted,
-                in_force: &self.in_force,
-                stable_version: "web-v1",
-                canary_version: "web-v2",
                 stable: &self.stable,
                 canary: &self.canary,
             })
@@ -392,67 +291,24 @@ mod tests {
     }
 
     #[test]
-    fn a_weight_step_is_pushed_when_the_canary_is_ready() {
-        let plan = Case::new(Stage::Running).plan();
-        assert_eq!(plan.actions, [WorkloadAction::Push(split(10.0))]);
-        assert!(!plan.held);
+    fn a_running_rollout_with_a_ready_canary_needs_nothing() {
+        assert!(Case::new(Stage::Running).plan().settled());
     }
 
     #[test]
-    fn more_canary_traffic_waits_for_a_ready_canary() {
-        let mut case = Case::new(Stage::Running);
-        case.canary = workload("web-v2", 2, 1, "web:2", "web-v2");
-        let plan = case.plan();
-        assert!(plan.actions.is_empty());
-        assert!(plan.held);
-        assert!(plan.waiting.unwrap().contains("1/2 ready"));
-
-        let mut header = Case::new(Stage::Running);
-        header.canary = workload("web-v2", 2, 1, "web:2", "web-v2");
-        header.wanted = TrafficState {
-            header_route: true,
-            ..split(0.0)
-        };
-        assert!(header.plan().held, "the override header would reach it");
-    }
-
-    #[test]
-    fn less_canary_traffic_is_never_held() {
-        let mut case = Case::new(Stage::Running);
-        case.canary = workload("web-v2", 2, 0, "web:2", "web-v2");
-        case.wanted = split(10.0);
-        case.in_force = split(25.0);
-        assert_eq!(case.plan().actions, [WorkloadAction::Push(split(10.0))]);
-    }
-
-    #[test]
-    fn rollback_pushes_weight_zero_before_scaling_the_canary_down() {
+    fn the_canary_is_scaled_down_once_the_rollback_is_seen() {
         let mut case = Case::new(Stage::Aborted);
-        case.wanted = split(0.0);
-        case.in_force = split(25.0);
-        case.canary = workload("web-v2", 2, 0, "web:2", "web-v2");
-        assert_eq!(
-            case.plan().actions,
-            [
-                WorkloadAction::Push(split(0.0)),
-                WorkloadAction::ScaleCanaryDown { from: 2 }
-            ]
-        );
-        case.in_force = split(0.0);
         assert_eq!(
             case.plan().actions,
             [WorkloadAction::ScaleCanaryDown { from: 2 }]
         );
         case.canary = workload("web-v2", 0, 0, "web:2", "web-v2");
-        let done = case.plan();
-        assert!(done.settled(), "{done:?}");
+        assert!(case.plan().settled());
     }
 
     #[test]
     fn promotion_copies_then_waits_for_stable_then_returns_traffic() {
         let mut case = Case::new(Stage::Promoted);
-        case.wanted = all_to_stable("web-v2");
-        case.in_force = split(100.0);
         let copy = case.plan();
         assert_eq!(copy.actions, [WorkloadAction::CopyTemplateToStable]);
         assert!(copy.waiting.is_some());
@@ -466,51 +322,46 @@ mod tests {
         assert_eq!(
             case.plan().actions,
             [
-                WorkloadAction::Push(all_to_stable("web-v1")),
+                WorkloadAction::ReturnToStable,
                 WorkloadAction::ScaleCanaryDown { from: 2 }
             ]
         );
-        case.in_force = all_to_stable("web-v1");
-        case.canary = workload("web-v2", 0, 0, "web:2", "web-v2");
-        assert!(case.plan().settled());
     }
 
     #[test]
     fn promotion_by_swapping_names_leaves_the_deployments_alone() {
         let mut case = Case::new(Stage::Promoted);
         case.promotion = Promotion::SwapNames;
-        case.wanted = all_to_stable("web-v2");
-        case.in_force = split(100.0);
-        assert_eq!(
-            case.plan().actions,
-            [WorkloadAction::Push(all_to_stable("web-v2"))]
-        );
-        // Already at 100%: the new name sends it no more requests.
-        case.canary = workload("web-v2", 2, 1, "web:2", "web-v2");
-        assert!(!case.plan().held);
-        // Promoted early from 10%: all requests would go to a canary that
-        // is not ready.
-        case.in_force = split(10.0);
-        assert!(case.plan().held);
+        assert!(case.plan().settled());
     }
 
     #[test]
-    fn pending_scales_the_canary_up_and_keeps_it_at_zero() {
+    fn pending_scales_the_canary_up_and_waits_for_it() {
         let mut case = Case::new(Stage::Pending);
-        case.in_force = split(25.0);
         case.canary = WorkloadView {
             scaled_down_from: Some(2),
             ..workload("web-v2", 0, 0, "web:3", "web-v2")
         };
         let plan = case.plan();
-        assert_eq!(
-            plan.actions,
-            [
-                WorkloadAction::Push(split(0.0)),
-                WorkloadAction::ScaleCanaryUp { to: 2 }
-            ]
-        );
+        assert_eq!(plan.actions, [WorkloadAction::ScaleCanaryUp { to: 2 }]);
         assert!(plan.waiting.is_some());
+        case.canary = workload("web-v2", 2, 1, "web:3", "web-v2");
+        let plan = case.plan();
+        assert!(plan.actions.is_empty());
+        assert!(plan.waiting.unwrap().contains("1/2 ready"));
+    }
+
+    #[test]
+    fn a_split_reaches_the_canary_by_weight_header_or_name() {
+        let initial = TrafficState::initial("web-v1", "web-v2");
+        assert!(!reaches(&initial, "web-v2"));
+        let header = TrafficState {
+            header_route: true,
+            ..initial.clone()
+        };
+        assert!(reaches(&header, "web-v2"));
+        assert!(reaches(&all_to_stable("web-v2"), "web-v2"));
+        assert!(!reaches(&all_to_stable("web-v1"), "web-v2"));
     }
 
     #[test]

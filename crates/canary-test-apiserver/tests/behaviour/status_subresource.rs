@@ -32,7 +32,7 @@ async fn a_status_write_changes_only_status() {
     );
 
     let mut body = created.clone();
-    body.data["status"] = json!({"phase": "Progressing", "currentStep": 1});
+    body.data["status"] = json!({"phase": "Progressing", "message": "step 1"});
     body.data["spec"]["routes"] = json!(["other"]);
     body.metadata.labels = Some([("x".to_owned(), "y".to_owned())].into());
     let written = rollouts
@@ -42,7 +42,7 @@ async fn a_status_write_changes_only_status() {
     let written = json_of(&written);
     assert_eq!(
         written["status"],
-        json!({"phase": "Progressing", "currentStep": 1})
+        json!({"phase": "Progressing", "message": "step 1"})
     );
     assert_eq!(written["spec"]["routes"], json!(["web"]));
     assert!(written["metadata"].get("labels").is_none());

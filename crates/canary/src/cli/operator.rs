@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canary_analysis::parse_duration;
+use canary_api::{ApiState, Readiness};
 use canary_operator::events::EventRecorder;
 use canary_operator::leader::LeaseSettings;
 use canary_operator::operator::{run, OperatorSettings, WatchScope};
-use canary_operator::reconcile::{Context, PushLocks, Timing};
+use canary_operator::reconcile::{ClusterEdges, Context};
 use canary_rollout::ports::{Clock, SystemClock};
+use canary_router::Observer;
 use canary_sources::envoy::EnvoySource;
 use canary_sources::http::HttpClient;
 use canary_sources::Sources as Providers;
@@ -55,6 +57,13 @@ pub struct Operator {
     /// Name of the leader lease.
     #[arg(long, default_value = "canary-controller")]
     pub lease_name: String,
+    /// Where the HTTP API listens: every rollout's report, commands,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: std::net::SocketAddr,
+    /// Bearer token required for commands through the API.
+    #[arg(long, env = "CANARY_TOKEN")]
+    pub token: Option<String>,
     /// This instance's identity in the lease and in Events [default: the
     /// pod's name, $POD_NAME, else the host name].
     #[arg(long, env = "POD_NAME")]
@@ -96,18 +105,41 @@ impl Operator {
         if let Some(envoy) = &envoy {
             Arc::clone(envoy).spawn_scraper(Arc::clone(&clock), self.scrape_interval);
         }
-        let context = Arc::new(Context {
-            events: EventRecorder::new(client.clone(), &identity),
-            providers: Providers {
-                http,
-                envoy,
-                prometheus_url: self.prometheus_url.clone(),
-                kubernetes: None,
+        // The gateway's Envoy beside which the controller runs as a sidecar
+        // is also where the split in force is read; otherwise nothing
+        // observes the proxies yet and status says the split is unverified.
+        let observer = match &envoy {
+            Some(source) => Observer::Envoy {
+                source: Arc::clone(source),
+                every: self.scrape_interval,
             },
-            clock,
-            push_locks: PushLocks::default(),
-            timing: Timing::default(),
-            client,
+            None => Observer::None,
+        };
+        let sources = Providers {
+            http,
+            envoy,
+            prometheus_url: self.prometheus_url.clone(),
+            kubernetes: None,
+        };
+        let edges = Arc::new(ClusterEdges::new(client.clone(), sources, observer));
+        let events = EventRecorder::new(client.clone(), &identity);
+        let context = Arc::new(Context::new(client, edges, clock, events));
+        let (commands, mut requests) = tokio::sync::mpsc::channel(16);
+        let api_state = ApiState {
+            board: Arc::clone(&context.board),
+            commands,
+            token: self.token.clone(),
+            readiness: Readiness::Serving,
+        };
+        let (bound, _api) = canary_api::serve(self.listen, api_state)
+            .await
+            .map_err(|err| format!("cannot listen on {}: {err}", self.listen))?;
+        info!("API listening on http://{bound}");
+        let forward = Arc::clone(&context);
+        tokio::spawn(async move {
+            while let Some(request) = requests.recv().await {
+                forward.command(request);
+            }
         });
         let settings = OperatorSettings {
             scope: match &self.watch_namespace {

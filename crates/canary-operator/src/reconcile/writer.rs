@@ -5,7 +5,8 @@ use kube::core::DynamicObject;
 use kube::Resource;
 use serde_json::json;
 
-use super::ReconcileError;
+use canary_kube::ApiError;
+
 use crate::permissions::UPDATE_ROLLOUT_STATUS;
 use crate::resource::{CanaryRollout, CanaryRolloutStatus};
 
@@ -21,10 +22,8 @@ pub(super) struct StatusWriter {
 }
 
 impl StatusWriter {
-    pub(super) async fn write(
-        &mut self,
-        status: &CanaryRolloutStatus,
-    ) -> Result<(), ReconcileError> {
+    pub(super) async fn write(&mut self, status: &CanaryRolloutStatus) -> Result<(), ApiError> {
+        let call = || UPDATE_ROLLOUT_STATUS.call(&self.namespace, Some(&self.name));
         let body: DynamicObject = serde_json::from_value(json!({
             "apiVersion": CanaryRollout::api_version(&()),
             "kind": CanaryRollout::kind(&()),
@@ -34,7 +33,8 @@ impl StatusWriter {
                 "resourceVersion": self.resource_version,
             },
             "status": status,
-        }))?;
+        }))
+        .map_err(|error| ApiError::from_kube(call(), kube::Error::SerdeError(error)))?;
         let stored = self
             .api
             .replace_status(&self.name, &PostParams::default(), &body)
@@ -47,14 +47,23 @@ impl StatusWriter {
         Ok(())
     }
 
-    /// Writes `status` unless it is what was written (or read) last.
+    /// Writes `status` unless it is what was written (or read) last, the
+    /// report's time aside.
     pub(super) async fn write_if_changed(
         &mut self,
         status: &CanaryRolloutStatus,
-    ) -> Result<(), ReconcileError> {
-        if *status != self.written {
+    ) -> Result<(), ApiError> {
+        if timeless(status) != timeless(&self.written) {
             self.write(status).await?;
         }
         Ok(())
     }
+}
+
+fn timeless(status: &CanaryRolloutStatus) -> CanaryRolloutStatus {
+    let mut status = status.clone();
+    if let Some(report) = &mut status.report {
+        report.updated_at = 0;
+    }
+    status
 }

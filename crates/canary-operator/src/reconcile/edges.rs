@@ -1,0 +1,156 @@
+//! How a rollout reaches the world: where its splits go and how its
+//! proxies are read (a [`TrafficRouter`] onto its Istio object), and where
+//! its measurements come from (a [`MetricSource`]). [`ClusterEdges`] is the
+//! one the operator runs with; tests give their own (a fake fleet of
+//! proxies behind the real Istio object, fake metrics).
+//!
+//! Every router is wrapped in a [`Gate`]: one push at a time per Istio
+//! object (rollouts sharing a `WasmPlugin` read, change and write it in
+//! turn), and no split that reaches the canary while its Deployment is not
+//! ready (the push fails, and the driver retries it with backoff).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use canary_kube::PluginPusher;
+use canary_rollout::driver::{Observation, SplitPush};
+use canary_rollout::ports::{BoxFuture, MetricSource, RouterError, TrafficRouter};
+use canary_router::{Observer, Router, Target};
+use canary_sources::kubernetes::KubernetesSource;
+use canary_sources::Sources;
+use kube::Client;
+
+use crate::workload::plan::reaches;
+
+/// Where a rollout's pushes, observations and measurements go.
+pub trait Edges: Send + Sync {
+    /// The router of a rollout writing to `target`.
+    fn router(&self, target: PluginPusher) -> Arc<dyn TrafficRouter>;
+    /// The metric source of a rollout in `namespace`.
+    fn metrics(&self, namespace: &str) -> Arc<dyn MetricSource>;
+}
+
+/// The cluster's: server-side apply onto the Istio object, the proxies
+/// read by `observer`, metrics from `sources` and the Kubernetes API
+/// (reading the rollout's namespace by default).
+pub struct ClusterEdges {
+    client: Client,
+    sources: Sources,
+    observer: Observer,
+}
+
+impl ClusterEdges {
+    /// Edges reaching the cluster through `client`.
+    pub fn new(client: Client, sources: Sources, observer: Observer) -> ClusterEdges {
+        ClusterEdges {
+            client,
+            sources,
+            observer,
+        }
+    }
+}
+
+impl Edges for ClusterEdges {
+    fn router(&self, target: PluginPusher) -> Arc<dyn TrafficRouter> {
+        Arc::new(Router {
+            target: Target::Plugin(target),
+            observer: self.observer.clone(),
+        })
+    }
+
+    fn metrics(&self, namespace: &str) -> Arc<dyn MetricSource> {
+        let kubernetes = KubernetesSource::new(self.client.clone(), namespace);
+        Arc::new(self.sources.with_kubernetes(Arc::new(kubernetes)))
+    }
+}
+
+/// One lock per Istio object.
+#[derive(Debug, Default)]
+pub struct PushLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl PushLocks {
+    fn of(&self, object: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(locks.entry(object.to_owned()).or_default())
+    }
+}
+
+/// A rollout's router, gated: pushes to one object one at a time, and
+/// none that reaches a canary whose Deployment is not ready.
+pub struct Gate {
+    inner: Arc<dyn TrafficRouter>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    canary_version: String,
+    /// Why the canary Deployment cannot take traffic, while it cannot.
+    not_ready: Mutex<Option<String>>,
+}
+
+impl Gate {
+    /// `inner`, pushing under the lock of `object` in `locks`.
+    pub fn new(
+        inner: Arc<dyn TrafficRouter>,
+        locks: &PushLocks,
+        object: &str,
+        canary_version: &str,
+    ) -> Gate {
+        Gate {
+            inner,
+            lock: locks.of(object),
+            canary_version: canary_version.to_owned(),
+            not_ready: Mutex::new(None),
+        }
+    }
+
+    /// Whether the canary can take traffic: `None` when it can, else why
+    /// not.
+    pub fn canary_not_ready(&self, why: Option<String>) {
+        *self
+            .not_ready
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = why;
+    }
+
+    fn refusal(&self, split: &SplitPush) -> Option<String> {
+        let not_ready = self
+            .not_ready
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()?;
+        reaches(&split.traffic, &self.canary_version)
+            .then(|| format!("not sending {} to the canary: {not_ready}", split.traffic))
+    }
+}
+
+impl TrafficRouter for Gate {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn set<'a>(
+        &'a self,
+        split: &'a SplitPush,
+        routes: &'a [String],
+    ) -> BoxFuture<'a, Result<Option<String>, RouterError>> {
+        Box::pin(async move {
+            if let Some(refused) = self.refusal(split) {
+                return Err(RouterError(refused));
+            }
+            let _guard = self.lock.lock().await;
+            self.inner.set(split, routes).await
+        })
+    }
+
+    fn observe(&self) -> BoxFuture<'_, Option<Observation>> {
+        self.inner.observe()
+    }
+
+    fn verify_deadline(&self) -> Duration {
+        self.inner.verify_deadline()
+    }
+}
