@@ -131,7 +131,7 @@ async fn the_canary_keeps_its_replicas_while_weight_zero_is_not_applied() {
         get_plugin(&plugin_config("web-v1", Some(("web-v2", 25)))),
         Exchange::new(
             "PATCH",
-            &format!("{PLUGIN_PATH}?fieldManager=canary-controller&force=true"),
+            &format!("{PLUGIN_PATH}?fieldManager=canary-controller.split.web&force=true"),
             CannedResponse::status(503, "ServiceUnavailable", "etcd is down"),
         ),
     ]);

@@ -172,7 +172,7 @@ pub fn get_plugin(config: &Value) -> Exchange {
 pub fn apply_plugin(config: &Value) -> Exchange {
     Exchange::new(
         "PATCH",
-        &format!("{PLUGIN_PATH}?fieldManager=canary-controller&force=true"),
+        &format!("{PLUGIN_PATH}?fieldManager=canary-controller.split.web&force=true"),
         CannedResponse::json(200, &wasm_plugin(config)),
     )
 }
