@@ -23,7 +23,8 @@
 //! - [`plugin_object`]: the Istio object and its apply patch.
 //! - [`plugin_pusher`]: the apply call.
 //! - [`served`]: whether the API server serves a kind at all.
-//! - [`proxies`]: the pods a plugin object applies to ([`ProxyReader`]).
+//! - [`proxies`]: the pods a plugin object applies to
+//!   ([`PodReader::proxies`]).
 //! - `fake_apiserver` (feature `test-support`): a loopback fake API server
 //!   that records requests, for tests.
 
@@ -53,7 +54,7 @@ pub use plugin_pusher::{
     split_field_manager, AppliedConfig, PluginPusher, PushError, FIELD_MANAGER,
 };
 pub use pod_reader::{CpuReadError, PodReader, PodSelector, SelectorError};
-pub use proxies::{proxy_pod, ProxiesError, ProxyPod, ProxyReader, ProxyScope};
+pub use proxies::{proxy_pod, ProxiesError, ProxyPod, ProxyScope};
 pub use quantity::QuantityError;
 pub use readiness::PodReadiness;
 pub use reading::{NoData, Ratio, RatioReading};

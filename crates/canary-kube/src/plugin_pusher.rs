@@ -264,7 +264,8 @@ impl PluginPusher {
                 (
                     route,
                     stored_config
-                        .pointer(&format!("/splits/{route}"))
+                        .get("splits")
+                        .and_then(|splits| splits.get(route))
                         .unwrap_or(&Value::Null),
                 )
             })

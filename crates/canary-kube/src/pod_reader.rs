@@ -96,6 +96,11 @@ impl PodReader {
         PodReader { client }
     }
 
+    /// The client it reads through.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The ready-pod ratio (one list call). Sample count: live pods.
     pub async fn ready_ratio(&self, selector: &PodSelector) -> Result<RatioReading, ApiError> {
         let pods = self.list_pods(selector).await?;

@@ -24,11 +24,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::core::{ApiResource, DynamicObject};
-use kube::Client;
 use serde_json::Value;
 
 use crate::api_error::{ApiCall, ApiError};
 use crate::plugin_object::PluginObject;
+use crate::pod_reader::PodReader;
 use crate::readiness::is_live;
 
 /// The container Istio's proxy runs in, in sidecars and gateways alike.
@@ -169,24 +169,7 @@ pub fn proxy_pod(pod: &Pod) -> Option<ProxyPod> {
     })
 }
 
-/// Reads the proxies of a plugin object.
-#[derive(Clone)]
-pub struct ProxyReader {
-    client: Client,
-}
-
-impl std::fmt::Debug for ProxyReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProxyReader")
-    }
-}
-
-impl ProxyReader {
-    /// A reader using `client`.
-    pub fn new(client: Client) -> ProxyReader {
-        ProxyReader { client }
-    }
-
+impl PodReader {
     /// The pods `plugin` applies to now (one get, one list per
     /// namespace), sorted, terminating ones marked.
     pub async fn proxies(
@@ -197,7 +180,7 @@ impl ProxyReader {
     ) -> Result<Vec<ProxyPod>, ProxiesError> {
         let resource = plugin.kind.api_resource();
         let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &plugin.namespace, &resource);
+            Api::namespaced_with(self.client().clone(), &plugin.namespace, &resource);
         let object = api.get(&plugin.name).await.map_err(|error| {
             ApiError::from_kube(
                 ApiCall::get(&resource, &plugin.namespace, &plugin.name),
@@ -208,7 +191,7 @@ impl ProxyReader {
         let scope = ProxyScope::of_plugin(plugin, &object, root_namespace, root_scope_namespaces)?;
         let mut proxies = Vec::new();
         for namespace in &scope.namespaces {
-            let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+            let pods: Api<Pod> = Api::namespaced(self.client().clone(), namespace);
             let params = match &scope.labels {
                 Some(labels) => ListParams::default().labels(labels),
                 None => ListParams::default(),

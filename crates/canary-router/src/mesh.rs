@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use canary_kube::{PluginObject, ProxyReader};
+use canary_kube::{PluginObject, PodReader};
 use canary_rollout::driver::{Observation, ProxyState, Shows};
 use canary_rollout::ports::Clock;
 use canary_sources::mesh::{observation, MeshGauges};
@@ -41,7 +41,7 @@ pub struct MeshSettings {
 
 struct Inner {
     settings: MeshSettings,
-    proxies: ProxyReader,
+    proxies: PodReader,
     gauges: MeshGauges,
     clock: Arc<dyn Clock>,
     latest: Mutex<Option<Observation>>,
@@ -69,7 +69,7 @@ impl MeshObserver {
     /// `proxies` and gauges through `gauges`.
     pub fn new(
         settings: MeshSettings,
-        proxies: ProxyReader,
+        proxies: PodReader,
         gauges: MeshGauges,
         clock: Arc<dyn Clock>,
     ) -> MeshObserver {

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use canary_kube::{PluginObject, ProxyReader};
+use canary_kube::{PluginObject, PodReader};
 use canary_rollout::driver::{compare, Comparison, Observation, Shows};
 use canary_rollout::ports::SystemClock;
 use canary_rollout::ports::TrafficRouter;
@@ -196,7 +196,7 @@ fn observer(server: &TestApiServer, prometheus: SocketAddr) -> MeshObserver {
             proxy_namespaces: Vec::new(),
             scrape_interval: Duration::from_secs(1),
         },
-        ProxyReader::new(server.admin_client().unwrap()),
+        PodReader::new(server.admin_client().unwrap()),
         MeshGauges::new(HttpClient::new().unwrap(), &format!("http://{prometheus}")),
         Arc::new(SystemClock),
     )
@@ -331,7 +331,7 @@ async fn the_router_observes_in_the_background_and_scales_its_deadline() {
             scrape_interval: Duration::from_secs(30),
             ..observer_settings()
         },
-        ProxyReader::new(server.admin_client().unwrap()),
+        PodReader::new(server.admin_client().unwrap()),
         MeshGauges::new(HttpClient::new().unwrap(), "http://127.0.0.1:1"),
         Arc::new(SystemClock),
     );
