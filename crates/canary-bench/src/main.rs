@@ -66,10 +66,10 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     guard_rollouts: u64,
     /// Canary requests per simulated rollout.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 20_000)]
     guard_canary_requests: u64,
     /// Simulated rollouts per lower threshold (checks of the bound).
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 5_000)]
     guard_bound_rollouts: u64,
     /// Where the markdown goes.
     #[arg(long, default_value = "BENCHMARKS.md")]
