@@ -542,6 +542,8 @@ impl<'a> Reconciler<'a> {
                 observation: observation.as_ref(),
                 finished: runner.take_finished(),
                 command: asked,
+                // Annotations and the API do not say who sent them.
+                command_by: None,
                 pushed: runner.pushed.take(),
             });
             if let Some(position) = &effects.save {
@@ -699,14 +701,17 @@ impl<'a> Reconciler<'a> {
                         stable: &stable,
                         canary: &canary,
                     };
-                    let result = source.measure(&request, versions, now).await;
-                    board.metrics.measured(&key, &request.metric.name, &result);
+                    let measured = source.measure(&request, versions, now).await;
+                    board
+                        .metrics
+                        .measured(&key, &request.metric.name, &measured.result);
                     inbox
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner())
                         .push(Finished {
                             key: request.key,
-                            result,
+                            result: measured.result,
+                            carry: measured.carry,
                         });
                     let _ = wake.unbounded_send(rollout);
                 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use canary_api::{CommandRequest, Refusal};
+use canary_api::{Actor, CommandRequest, Refusal};
 use canary_rollout::Command;
 use canary_test_apiserver::RecordedRequest;
 use serde_json::json;
@@ -239,25 +239,28 @@ async fn commands_through_the_http_api_are_answered_with_the_report() {
             phase(s) == "Paused" && weight(s) == 10.0
         })
         .await;
+    let deadline = || std::time::Instant::now() + Duration::from_secs(30);
     let ask = |command| {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        cluster.ctx.command(CommandRequest {
-            rollout: Some("shop/web".into()),
+        let (request, answer) = CommandRequest::new(
+            Some("shop/web".into()),
             command,
-            reply,
-        });
+            Actor::local("test"),
+            deadline(),
+        );
+        cluster.ctx.command(request);
         answer
     };
     let refused = ask(Command::Retry).await.unwrap().unwrap_err();
     assert!(matches!(refused, Refusal::Refused(_)), "{refused}");
     let report = ask(Command::Promote).await.unwrap().expect("accepted");
     assert_eq!(report.traffic.canary_weight, 50.0);
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    cluster.ctx.command(CommandRequest {
-        rollout: Some("shop/other".into()),
-        command: Command::Abort,
-        reply,
-    });
+    let (request, answer) = CommandRequest::new(
+        Some("shop/other".into()),
+        Command::Abort,
+        Actor::local("test"),
+        deadline(),
+    );
+    cluster.ctx.command(request);
     assert!(matches!(
         answer.await.unwrap(),
         Err(Refusal::NoSuchRollout(_))

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod api_options;
 pub mod control;
 pub mod demo;
 pub mod operator;

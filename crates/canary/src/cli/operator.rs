@@ -57,13 +57,8 @@ pub struct Operator {
     /// Name of the leader lease.
     #[arg(long, default_value = "canary-controller")]
     pub lease_name: String,
-    /// Where the HTTP API listens: every rollout's report, commands,
-    /// `/metrics`, `/healthz`, `/readyz`.
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub listen: std::net::SocketAddr,
-    /// Bearer token required for commands through the API.
-    #[arg(long, env = "CANARY_TOKEN")]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub api: super::api_options::ApiOptions,
     /// This instance's identity in the lease and in Events [default: the
     /// pod's name, $POD_NAME, else the host name].
     #[arg(long, env = "POD_NAME")]
@@ -124,17 +119,20 @@ impl Operator {
         let edges = Arc::new(ClusterEdges::new(client.clone(), sources, observer));
         let events = EventRecorder::new(client.clone(), &identity);
         let context = Arc::new(Context::new(client, edges, clock, events));
+        let (token, tls) = self.api.security()?;
         let (commands, mut requests) = tokio::sync::mpsc::channel(16);
         let api_state = ApiState {
             board: Arc::clone(&context.board),
             commands,
-            token: self.token.clone(),
+            token: Some(token),
             readiness: Readiness::Serving,
+            limits: canary_api::Limits::default(),
         };
-        let (bound, _api) = canary_api::serve(self.listen, api_state)
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let _api = canary_api::serve(self.api.listen, api_state, tls)
             .await
-            .map_err(|err| format!("cannot listen on {}: {err}", self.listen))?;
-        info!("API listening on http://{bound}");
+            .map_err(|err| format!("cannot listen on {}: {err}", self.api.listen))?;
+        info!("API listening on {scheme}://{}", _api.addr);
         let forward = Arc::clone(&context);
         tokio::spawn(async move {
             while let Some(request) = requests.recv().await {

@@ -2,16 +2,13 @@
 //! `--watch`, forever, starting a new rollout whenever the file names a new
 //! canary version), serving the HTTP API meanwhile.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use canary_analysis::parse_duration;
-use canary_api::auth::{self, TokenSources};
-use canary_api::tls::TlsFiles;
-use canary_api::{ApiState, Board, Limits, Readiness, Token};
+use canary_api::{ApiState, Board, Limits, Readiness};
 use canary_kube::{PluginObject, PluginPusher};
 use canary_rollout::ports::SystemClock;
 use canary_router::dry_run::DryRun;
@@ -23,7 +20,9 @@ use canary_sources::kubernetes::KubernetesSource;
 use canary_sources::Sources;
 use canary_standalone::{RunConfig, RunOutcome, Shell, StateFile};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{error, info};
+
+use super::api_options::ApiOptions;
 
 /// Arguments of `canary run`.
 #[derive(Debug, clap::Args)]
@@ -69,27 +68,8 @@ pub struct Run {
     /// Namespace for `kubernetes` metrics that name none.
     #[arg(long, default_value = "default")]
     pub namespace: String,
-    /// Address of the HTTP API.
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    pub listen: SocketAddr,
-    /// The API's token (visible to every local user in /proc: prefer
-    /// --token-file or CANARY_TOKEN). See docs/api-auth.md.
-    #[arg(long)]
-    pub token: Option<String>,
-    /// File holding the API's token; generated (mode 0600) when it does
-    /// not exist [default: .canary/api-token].
-    #[arg(long, env = "CANARY_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
-    /// Serve the API over TLS with this PEM certificate chain (read again
-    /// when it changes); needs --tls-key.
-    #[arg(long, requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// The PEM private key of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Allow a --listen address other machines can reach without TLS.
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub api: ApiOptions,
     /// Keep running after the rollout ends; a new canary version in the
     /// rollout file starts a new rollout.
     #[arg(long)]
@@ -135,7 +115,7 @@ impl Run {
 
     async fn serve(self) -> Result<RunOutcome, String> {
         // Refuse an exposed API before anything else starts.
-        let (token, tls) = self.api_security()?;
+        let (token, tls) = self.api.security()?;
         let state_file = self
             .state
             .clone()
@@ -144,7 +124,7 @@ impl Run {
             "pid {} on {}, API {}",
             std::process::id(),
             hostname(),
-            self.listen
+            self.api.listen
         );
         let store = StateFile::lock(&state_file, &holder).map_err(|err| err.to_string())?;
         let kube = self.kube_client().await?;
@@ -187,9 +167,9 @@ impl Run {
             limits: Limits::default(),
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let api = canary_api::serve(self.listen, api_state, tls)
+        let api = canary_api::serve(self.api.listen, api_state, tls)
             .await
-            .map_err(|err| format!("cannot listen on {}: {err}", self.listen))?;
+            .map_err(|err| format!("cannot listen on {}: {err}", self.api.listen))?;
         let bound = api.addr;
         info!("API listening on {scheme}://{bound}");
         if let Some(path) = &self.address_file {
@@ -218,48 +198,6 @@ impl Run {
             scraper.abort();
         }
         outcome
-    }
-
-    /// The API's token and TLS configuration; refuses an address other
-    /// machines can reach without TLS unless `--insecure`.
-    fn api_security(&self) -> Result<(Token, Option<Arc<canary_api::tls::ServerConfig>>), String> {
-        let tls = match (&self.tls_cert, &self.tls_key) {
-            (Some(cert), Some(key)) => Some(
-                canary_api::tls::server_config(TlsFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                })
-                .map_err(|err| format!("--tls-cert/--tls-key: {err}"))?,
-            ),
-            _ => None,
-        };
-        if !self.listen.ip().is_loopback() && tls.is_none() {
-            if !self.insecure {
-                return Err(format!(
-                    "--listen {} can be reached from other machines: serve the API over TLS (--tls-cert and --tls-key), or pass --insecure to send the token in clear text",
-                    self.listen
-                ));
-            }
-            warn!(
-                "the API on {} is reachable from other machines without TLS (--insecure)",
-                self.listen
-            );
-        }
-        if self.token.is_some() {
-            warn!("{}", auth::TOKEN_FLAG_WARNING);
-        }
-        let sources = TokenSources::from_env(self.token.clone(), self.token_file.clone());
-        let (secret, place) = sources.for_server().map_err(|err| err.to_string())?;
-        let token = Token::new(&secret).map_err(|err| format!("the API token: {err}"))?;
-        info!("API token {place}");
-        let path = sources.file_path();
-        if sources.flag.is_none() && sources.env.is_none() && auth::readable_by_others(&path) {
-            warn!(
-                "the token file {} can be read by other users: chmod 600 it",
-                path.display()
-            );
-        }
-        Ok((token, tls))
     }
 
     async fn kube_client(&self) -> Result<Option<kube::Client>, String> {
