@@ -22,7 +22,7 @@ WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
 MANIFESTS_PYTHON := $(CURDIR)/.tools/manifests-venv/bin/python
 
-.PHONY: all setup wasm wasm-size build demo bench judge-sim lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
+.PHONY: all setup wasm wasm-size build demo bench bench-judge judge-sim lint fmt test unit e2e schema crd oci validate-envoy manifests-check clean
 
 all: wasm
 
@@ -54,6 +54,12 @@ demo: setup wasm build
 bench: setup wasm
 	$(CARGO) build --release -p canary -p canary-bench
 	ENVOY=$(ENVOY) CANARY_BIN=$(CURDIR)/target/release/canary target/release/canary-bench
+
+## bench-judge: only the judge beside fixed thresholds, with real Envoy (RUNS A/A runs per analysis, RUNS/4 of each regression) -> BENCHMARKS.md
+RUNS ?= 20
+bench-judge: setup wasm
+	$(CARGO) build --release -p canary -p canary-bench
+	ENVOY=$(ENVOY) CANARY_BIN=$(CURDIR)/target/release/canary target/release/canary-bench --decisions-only --aa-runs $(RUNS) --regression-runs $$(( ($(RUNS) + 3) / 4 ))
 
 ## judge-sim: the judge's simulation sweep (false rollbacks, detection times), Markdown tables on stdout
 JUDGE_RUNS ?= 2000
