@@ -6,6 +6,7 @@
 #   make test    setup, lint, unit and end-to-end tests (what CI runs)
 #
 #   make bench   benchmarks, written to BENCHMARKS.md
+#   make bench-judge RUNS=n  only the judge beside fixed thresholds, real runs
 #   make judge-sim  the judge's simulated rollouts: false rollbacks and
 #                detection times (JUDGE_RUNS=2000 per row)
 #

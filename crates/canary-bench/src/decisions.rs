@@ -130,7 +130,6 @@ pub async fn run(analysis: Analysis, case: Case) -> Result<DecisionRun, String> 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let summary = harness.load.stop().await;
     let rolled_back = exit == Some(EXIT_ROLLED_BACK);
-    let before_fault = rolled_back && (case == Case::AA || early.is_some());
     let canary_after = || {
         summary
             .records
@@ -138,6 +137,10 @@ pub async fn run(analysis: Analysis, case: Case) -> Result<DecisionRun, String> 
             .filter(|r| r.sent_at >= fault_at && r.served_by() == Some("v2"))
     };
     let last_canary = canary_after().map(|r| r.sent_at).max();
+    // A rollback already in effect when the canary turned bad was decided
+    // on the healthy canary.
+    let before_fault =
+        rolled_back && (case == Case::AA || early.is_some() || last_canary.is_none());
     Ok(DecisionRun {
         analysis,
         case,
@@ -197,7 +200,8 @@ pub struct Row {
     pub caught: usize,
     /// Fault → rollback in effect, seconds, of the caught runs.
     pub seconds: Vec<f64>,
-    /// Failed canary requests after the fault, of the caught runs.
+    /// Failed canary requests after the fault, of the runs not rolled back
+    /// falsely (until the rollback, or over the whole wait).
     pub failed: Vec<f64>,
 }
 
@@ -207,10 +211,19 @@ pub fn row(runs: &[DecisionRun], analysis: Analysis, case: Case) -> Row {
         .iter()
         .filter(|r| r.analysis == analysis && r.case == case)
         .collect();
-    let false_rollbacks = of.iter().filter(|r| r.before_fault).count();
+    // Runs recorded before a rollback in effect at the fault counted as
+    // false: a rollback with no canary request after the fault is one.
+    let false_rollbacks = of
+        .iter()
+        .filter(|r| r.before_fault || (r.rolled_back && r.time_to_rollback_ms.is_none()))
+        .count();
     let caught: Vec<&&DecisionRun> = of
         .iter()
         .filter(|r| r.time_to_rollback_ms.is_some())
+        .collect();
+    let judged: Vec<&&DecisionRun> = of
+        .iter()
+        .filter(|r| !r.before_fault && !(r.rolled_back && r.time_to_rollback_ms.is_none()))
         .collect();
     Row {
         runs: of.len(),
@@ -226,6 +239,6 @@ pub fn row(runs: &[DecisionRun], analysis: Analysis, case: Case) -> Row {
             .filter_map(|r| r.time_to_rollback_ms)
             .map(|ms| ms as f64 / 1000.0)
             .collect(),
-        failed: caught.iter().map(|r| r.failed_requests as f64).collect(),
+        failed: judged.iter().map(|r| r.failed_requests as f64).collect(),
     }
 }

@@ -60,6 +60,10 @@ struct Args {
     /// Runs of each regression per analysis.
     #[arg(long, default_value_t = 3)]
     regression_runs: usize,
+    /// How the decision runs were taken (machine load, build), printed
+    /// with them.
+    #[arg(long, default_value = "")]
+    decisions_note: String,
     /// Where the markdown goes.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -189,6 +193,7 @@ async fn decisions_only(args: &Args) -> Result<(), String> {
     };
     results.decisions = decisions::measure(args.aa_runs, args.regression_runs).await?;
     results.decisions_date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    results.decisions_note.clone_from(&args.decisions_note);
     std::fs::write(
         &args.json,
         serde_json::to_string_pretty(&results).unwrap_or_default(),

@@ -34,6 +34,9 @@ pub struct Results {
     /// When the decision runs were taken, if apart from the rest.
     #[serde(default)]
     pub decisions_date: String,
+    /// How the decision runs were taken, if apart from the rest.
+    #[serde(default)]
+    pub decisions_note: String,
 }
 
 /// The markdown.
@@ -178,10 +181,16 @@ pub fn markdown(results: &Results) -> String {
 fn decisions_section(out: &mut String, results: &Results) {
     let runs = &results.decisions;
     let _ = writeln!(out, "\n### 2.1 The judge beside fixed thresholds\n");
-    let when = if results.decisions_date.is_empty() {
-        String::new()
-    } else {
-        format!(" (run {})", results.decisions_date)
+    let when = match (
+        results.decisions_date.is_empty(),
+        results.decisions_note.is_empty(),
+    ) {
+        (true, _) => String::new(),
+        (false, true) => format!(" (run {})", results.decisions_date),
+        (false, false) => format!(
+            " (run {}; {})",
+            results.decisions_date, results.decisions_note
+        ),
     };
     let _ = writeln!(
         out,
@@ -193,7 +202,7 @@ fn decisions_section(out: &mut String, results: &Results) {
     );
     let _ = writeln!(
         out,
-        "| case | analysis | runs | false rollbacks (95% CI) | caught | fault → rollback in effect | failed canary requests |"
+        "| case | analysis | runs | false rollbacks (95% CI) | caught | fault → rollback in effect | failed canary requests after the fault |"
     );
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
     for case in std::iter::once(Case::AA).chain(Case::REGRESSIONS) {
@@ -235,7 +244,8 @@ fn decisions_section(out: &mut String, results: &Results) {
     }
     let _ = writeln!(
         out,
-        "\nThe real runs check that the simulation (`docs/judge.md`, `make judge-sim`) is honest; with this many runs they cannot show a 1% rate by themselves. A regression run whose analysis rolled back during the healthy first seconds counts as a false rollback, not as caught."
+        "\nThe real runs check that the simulation (`docs/judge.md`, `make judge-sim`) is honest; with this many runs they cannot show a 1% rate by themselves. A regression run whose analysis rolled back during the healthy first seconds counts as a false rollback, not as caught. Failed canary requests are counted until the rollback, or over the whole {} s wait when there was none.",
+        decisions::REGRESSION_LIMIT.as_secs()
     );
 }
 
