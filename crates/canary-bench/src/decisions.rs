@@ -100,6 +100,15 @@ pub struct DecisionRun {
     pub failed_requests: u64,
 }
 
+impl DecisionRun {
+    /// Whether it rolled back a canary that had not turned bad: before the
+    /// fault, or so that no canary request came after it (runs recorded
+    /// before `before_fault` covered that case are read the same way).
+    pub fn false_rollback(&self) -> bool {
+        self.before_fault || (self.rolled_back && self.time_to_rollback_ms.is_none())
+    }
+}
+
 /// Runs one case with one analysis.
 pub async fn run(analysis: Analysis, case: Case) -> Result<DecisionRun, String> {
     let mut harness = Harness::start(&analysis.rollout(), |stable, canary| {
@@ -211,20 +220,12 @@ pub fn row(runs: &[DecisionRun], analysis: Analysis, case: Case) -> Row {
         .iter()
         .filter(|r| r.analysis == analysis && r.case == case)
         .collect();
-    // Runs recorded before a rollback in effect at the fault counted as
-    // false: a rollback with no canary request after the fault is one.
-    let false_rollbacks = of
-        .iter()
-        .filter(|r| r.before_fault || (r.rolled_back && r.time_to_rollback_ms.is_none()))
-        .count();
+    let false_rollbacks = of.iter().filter(|r| r.false_rollback()).count();
     let caught: Vec<&&DecisionRun> = of
         .iter()
         .filter(|r| r.time_to_rollback_ms.is_some())
         .collect();
-    let judged: Vec<&&DecisionRun> = of
-        .iter()
-        .filter(|r| !r.before_fault && !(r.rolled_back && r.time_to_rollback_ms.is_none()))
-        .collect();
+    let judged: Vec<&&DecisionRun> = of.iter().filter(|r| !r.false_rollback()).collect();
     Row {
         runs: of.len(),
         false_rollbacks,
