@@ -238,13 +238,17 @@ fn decisions_section(out: &mut String, results: &Results) {
                 low * 100.0,
                 high * 100.0,
                 spread(&row.seconds, " s", 1),
-                spread(&row.failed, "", 0),
+                if case == Case::AA {
+                    "-".to_owned()
+                } else {
+                    spread(&row.failed, "", 0)
+                },
             );
         }
     }
     let _ = writeln!(
         out,
-        "\nThe real runs check that the simulation (`docs/judge.md`, `make judge-sim`) is honest; with this many runs they cannot show a 1% rate by themselves. A regression run whose analysis rolled back during the healthy first seconds counts as a false rollback, not as caught. Failed canary requests are counted until the rollback, or over the whole {} s wait when there was none.",
+        "\nThe real runs check that the simulation (`docs/judge.md`, `make judge-sim`) is honest; with this many runs they cannot show a 1% rate by themselves. A regression run whose analysis rolled back during the healthy first seconds counts as a false rollback, not as caught. Failed canary requests are counted until the rollback, or over the whole {} s wait when there was none. A catch by an analysis that also rolls back identical versions is partly chance: read each time beside that analysis's A/A row.",
         decisions::REGRESSION_LIMIT.as_secs()
     );
 }
