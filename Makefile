@@ -7,6 +7,7 @@
 #
 #   make bench   benchmarks, written to BENCHMARKS.md
 #   make bench-guard  only the in-proxy guard's rows of BENCHMARKS.md
+#   make bench-judge RUNS=n  only the judge beside fixed thresholds, real runs
 #   make judge-sim  the judge's simulated rollouts: false rollbacks and
 #                detection times (JUDGE_RUNS=2000 per row)
 #   make fuzz    every parser of outside input fed FUZZ_INPUTS mutated inputs
@@ -25,7 +26,7 @@ WASM_MAX_BYTES := 200000
 ENVOY ?= $(CURDIR)/.tools/bin/envoy
 MANIFESTS_PYTHON := $(CURDIR)/.tools/manifests-venv/bin/python
 
-.PHONY: all setup wasm wasm-size build demo bench bench-guard judge-sim fuzz lint fmt test unit e2e schema crd oci controller-image validate-envoy manifests-check clean
+.PHONY: all setup wasm wasm-size build demo bench bench-guard bench-judge judge-sim fuzz lint fmt test unit e2e schema crd oci controller-image validate-envoy manifests-check clean
 
 all: wasm
 
@@ -62,6 +63,11 @@ bench: setup wasm
 bench-guard: setup wasm
 	$(CARGO) build --release -p canary-bench
 	ENVOY=$(ENVOY) target/release/canary-bench --guard-only
+## bench-judge: only the judge beside fixed thresholds, with real Envoy (RUNS A/A runs per analysis, RUNS/4 of each regression) -> BENCHMARKS.md
+RUNS ?= 20
+bench-judge: setup wasm
+	$(CARGO) build --release -p canary -p canary-bench
+	ENVOY=$(ENVOY) CANARY_BIN=$(CURDIR)/target/release/canary target/release/canary-bench --decisions-only --aa-runs $(RUNS) --regression-runs $$(( ($(RUNS) + 3) / 4 ))
 
 ## judge-sim: the judge's simulation sweep (false rollbacks, detection times), Markdown tables on stdout
 JUDGE_RUNS ?= 2000

@@ -95,7 +95,7 @@ pub struct Footprint {
     pub seconds: f64,
 }
 
-fn rollout(timing: Timing) -> String {
+pub(crate) fn rollout(timing: Timing) -> String {
     let metrics = |interval: &str, window: &str, extra: &str| {
         format!(
             r#"  - name: error-rate-vs-stable
@@ -126,72 +126,126 @@ fn rollout(timing: Timing) -> String {
     }
 }
 
+/// A run's world: two upstreams, Envoy with the filter, steady load at
+/// [`RATE`], and `canary run` as its own process driving a rollout.
+pub(crate) struct Harness {
+    /// Stable upstream, `v1`.
+    pub stable: Backend,
+    /// Canary upstream, `v2`.
+    pub canary: Backend,
+    /// The load through Envoy.
+    pub load: LoadGenerator,
+    /// The controller.
+    pub controller: ControllerProcess,
+    _envoy: Envoy,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// Starts everything with `rollout` and waits until the canary has
+    /// traffic; `prepare` sets the upstreams up before any load.
+    pub(crate) async fn start(
+        rollout: &str,
+        prepare: impl FnOnce(&Backend, &Backend),
+    ) -> Result<Harness, String> {
+        let canary_bin = canary_lab::paths::canary_binary()?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let stable = Backend::start("v1").await.map_err(|e| e.to_string())?;
+        let canary = Backend::start("v2").await.map_err(|e| e.to_string())?;
+        prepare(&stable, &canary);
+        let base = serde_json::json!({
+            "routes": [{ "name": "app", "match": { "hosts": ["*"] }, "stable": "v1", "canary": "v2", "canary_weight": 0 }]
+        });
+        let mut spec = EnvoySpec::new(
+            Delivery::Ecds,
+            base.to_string(),
+            stable.addr(),
+            canary.addr(),
+        );
+        spec.concurrency = 1;
+        spec.stats_flush_interval = Some(Duration::from_millis(500));
+        let envoy = Envoy::start(&spec).await.map_err(|e| e.to_string())?;
+        let rollout_path = dir.path().join("rollout.yaml");
+        std::fs::write(&rollout_path, rollout).map_err(|e| e.to_string())?;
+        let client = Client::new(envoy.listener(), "app").with_timeout(Duration::from_secs(5));
+        let load = LoadGenerator::start(client, LoadPlan::at_rate(RATE));
+        let controller = ControllerProcess::start(
+            &canary_bin,
+            &[
+                "run".into(),
+                "--rollout".into(),
+                rollout_path.display().to_string(),
+                "--state".into(),
+                dir.path().join("state.json").display().to_string(),
+                "--token-file".into(),
+                dir.path().join("api-token").display().to_string(),
+                "--push".into(),
+                format!(
+                    "ecds-file:{}",
+                    envoy.ecds_path().ok_or("no ECDS")?.display()
+                ),
+                "--envoy-admin".into(),
+                format!("http://{}", envoy.admin()),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--scrape-interval".into(),
+                "500ms".into(),
+            ],
+        )?;
+        let started = Instant::now();
+        while !load
+            .snapshot()
+            .records
+            .iter()
+            .any(|r| r.served_by() == Some("v2"))
+        {
+            if started.elapsed() > Duration::from_secs(30) {
+                return Err("the canary never got traffic".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Harness {
+            stable,
+            canary,
+            load,
+            controller,
+            _envoy: envoy,
+            _dir: dir,
+        })
+    }
+
+    /// Waits until the controller exits or `limit` passes; its exit code.
+    pub(crate) async fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.controller.sample();
+            if let Some(code) = self.controller.exited() {
+                return Some(code);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// `canary run`'s exit code after a rollback.
+pub(crate) const EXIT_ROLLED_BACK: i32 = 3;
+
 /// Runs one fault with one timing.
 pub async fn detect(
     fault: Fault,
     timing: Timing,
     footprint: &mut Vec<(Duration, Duration, u64)>,
 ) -> Result<Detection, String> {
-    let canary_bin = canary_lab::paths::canary_binary()?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let stable = Backend::start("v1").await.map_err(|e| e.to_string())?;
-    let canary = Backend::start("v2").await.map_err(|e| e.to_string())?;
-    let base = serde_json::json!({
-        "routes": [{ "name": "app", "match": { "hosts": ["*"] }, "stable": "v1", "canary": "v2", "canary_weight": 0 }]
-    });
-    let mut spec = EnvoySpec::new(
-        Delivery::Ecds,
-        base.to_string(),
-        stable.addr(),
-        canary.addr(),
-    );
-    spec.concurrency = 1;
-    spec.stats_flush_interval = Some(Duration::from_millis(500));
-    let envoy = Envoy::start(&spec).await.map_err(|e| e.to_string())?;
-    let rollout_path = dir.path().join("rollout.yaml");
-    std::fs::write(&rollout_path, rollout(timing)).map_err(|e| e.to_string())?;
-    let client = Client::new(envoy.listener(), "app").with_timeout(Duration::from_secs(5));
-    let load = LoadGenerator::start(client, LoadPlan::at_rate(RATE));
-    let mut controller = ControllerProcess::start(
-        &canary_bin,
-        &[
-            "run".into(),
-            "--rollout".into(),
-            rollout_path.display().to_string(),
-            "--state".into(),
-            dir.path().join("state.json").display().to_string(),
-            "--token-file".into(),
-            dir.path().join("api-token").display().to_string(),
-            "--push".into(),
-            format!(
-                "ecds-file:{}",
-                envoy.ecds_path().ok_or("no ECDS")?.display()
-            ),
-            "--envoy-admin".into(),
-            format!("http://{}", envoy.admin()),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--scrape-interval".into(),
-            "500ms".into(),
-        ],
-    )?;
-    // Wait until the canary has traffic, then let the analysis see a
-    // healthy canary for a moment (fast timing) before the fault.
-    let started = Instant::now();
-    while !load
-        .snapshot()
-        .records
-        .iter()
-        .any(|r| r.served_by() == Some("v2"))
-    {
-        if started.elapsed() > Duration::from_secs(30) {
-            return Err("the canary never got traffic".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut harness = Harness::start(&rollout(timing), |_, _| {}).await?;
+    // Let the analysis see a healthy canary for a moment (fast timing)
+    // before the fault.
     if timing == Timing::Fast {
         tokio::time::sleep(Duration::from_secs(6)).await;
     }
+    let (stable, canary, load) = (&harness.stable, &harness.canary, &harness.load);
     stable.set_error_rate(if fault == Fault::Soft { 0.005 } else { 0.0 });
     match fault {
         Fault::Hard => canary.set_error_rate(1.0),
@@ -199,22 +253,12 @@ pub async fn detect(
         Fault::Latency => canary.set_latency(Duration::from_millis(50)),
     }
     let fault_at = load.started().elapsed();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let exit = loop {
-        controller.sample();
-        if let Some(code) = controller.exited() {
-            break Some(code);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let exit = harness.wait(Duration::from_secs(120)).await;
     // Let the load run on the final split.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    let summary = load.stop().await;
-    footprint.push(controller.usage());
-    let rolled_back = exit == Some(3);
+    let summary = harness.load.stop().await;
+    footprint.push(harness.controller.usage());
+    let rolled_back = exit == Some(EXIT_ROLLED_BACK);
     let last_canary = summary
         .records
         .iter()
@@ -260,7 +304,7 @@ pub fn footprint(samples: &[(Duration, Duration, u64)]) -> Footprint {
     }
 }
 
-struct ControllerProcess {
+pub(crate) struct ControllerProcess {
     child: Child,
     started: Instant,
     max_rss_kib: u64,

@@ -3,6 +3,7 @@
 //! push takes effect, and what the controller uses; writes BENCHMARKS.md.
 
 mod dataplane;
+mod decisions;
 mod detection;
 mod guard;
 mod procfs;
@@ -71,6 +72,21 @@ struct Args {
     /// Simulated rollouts per lower threshold (checks of the bound).
     #[arg(long, default_value_t = 5_000)]
     guard_bound_rollouts: u64,
+    /// Only the judge beside fixed thresholds (section 2.1), added to the
+    /// raw results of the last full run (`--json`), and the markdown
+    /// rewritten.
+    #[arg(long)]
+    decisions_only: bool,
+    /// A/A runs per analysis.
+    #[arg(long, default_value_t = 10)]
+    aa_runs: usize,
+    /// Runs of each regression per analysis.
+    #[arg(long, default_value_t = 3)]
+    regression_runs: usize,
+    /// How the decision runs were taken (machine load, build), printed
+    /// with them.
+    #[arg(long, default_value = "")]
+    decisions_note: String,
     /// Where the markdown goes.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -115,6 +131,9 @@ async fn run(args: &Args) -> Result<(), String> {
             path.display()
         );
         return Ok(());
+    }
+    if args.decisions_only {
+        return decisions_only(args).await;
     }
     let started = Instant::now();
     let guard_plan = guard::Plan {
@@ -183,6 +202,7 @@ async fn run(args: &Args) -> Result<(), String> {
             }
         }
         results.controller = detection::footprint(&usage);
+        results.decisions = decisions::measure(args.aa_runs, args.regression_runs).await?;
         eprintln!("canary-bench: config push latency ({} pushes)", args.pushes);
         results.push_latency = push_latency::measure(args.pushes).await?;
     }
@@ -205,6 +225,32 @@ fn write_results(args: &Args, results: &Results) -> Result<(), String> {
     )
     .map_err(|e| format!("writing {}: {e}", args.json.display()))?;
     std::fs::write(&args.out, report::markdown(results))
+        .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
+    eprintln!(
+        "canary-bench: wrote {} and {}",
+        args.out.display(),
+        args.json.display()
+    );
+    Ok(())
+}
+
+/// The decision runs alone, into the last full run's results.
+async fn decisions_only(args: &Args) -> Result<(), String> {
+    let mut results: Results = match std::fs::read_to_string(&args.json) {
+        Ok(text) => {
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", args.json.display()))?
+        }
+        Err(_) => Results::default(),
+    };
+    results.decisions = decisions::measure(args.aa_runs, args.regression_runs).await?;
+    results.decisions_date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    results.decisions_note.clone_from(&args.decisions_note);
+    std::fs::write(
+        &args.json,
+        serde_json::to_string_pretty(&results).unwrap_or_default(),
+    )
+    .map_err(|e| format!("writing {}: {e}", args.json.display()))?;
+    std::fs::write(&args.out, report::markdown(&results))
         .map_err(|e| format!("writing {}: {e}", args.out.display()))?;
     eprintln!(
         "canary-bench: wrote {} and {}",

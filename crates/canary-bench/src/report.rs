@@ -5,6 +5,7 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::dataplane::DataPlane;
+use crate::decisions::{self, Analysis, Case, DecisionRun};
 use crate::detection::{Detection, Footprint};
 use crate::guard::GuardBench;
 use crate::push_latency::PushLatency;
@@ -31,6 +32,15 @@ pub struct Results {
     /// The in-proxy guard (also measured alone by `make bench-guard`).
     #[serde(default)]
     pub guard: Option<GuardBench>,
+    /// What the analysis decides: the judge beside fixed thresholds.
+    #[serde(default)]
+    pub decisions: Vec<DecisionRun>,
+    /// When the decision runs were taken, if apart from the rest.
+    #[serde(default)]
+    pub decisions_date: String,
+    /// How the decision runs were taken, if apart from the rest.
+    #[serde(default)]
+    pub decisions_note: String,
 }
 
 /// The markdown.
@@ -156,6 +166,9 @@ pub fn markdown(results: &Results) -> String {
         out,
         "\nWith the seed's timing the first measurement finds no earlier scrape to compare with (not enough data, not counted), so three failing measurements take three intervals after it: about 45 s. The recommended settings run a background analysis on the filter's own stats from the first step."
     );
+    if !results.decisions.is_empty() {
+        decisions_section(&mut out, results);
+    }
     let _ = writeln!(out, "\n## 3. Config push latency\n");
     let _ = writeln!(
         out,
@@ -174,9 +187,84 @@ pub fn markdown(results: &Results) -> String {
     let _ = writeln!(out, "\n## Reproduce\n");
     let _ = writeln!(
         out,
-        "```sh\nmake bench        # builds release binaries, runs everything, rewrites BENCHMARKS.md\nmake bench-guard  # only the guard's rows (sections 1 and 5); keeps the rest of bench/results.json\n```\n\nIt needs `wrk` (installed by `make setup`). Raw numbers of the run are in `bench/results.json`. `bench/canary-filter-before.wasm` is the filter before the per-request optimisation (`make wasm` at commit e80c81c), kept so both are measured side by side."
+        "```sh\nmake bench        # builds release binaries, runs everything, rewrites BENCHMARKS.md\nmake bench-judge RUNS=20  # only the judge beside thresholds (section 2.1), RUNS A/A runs and RUNS/4 of each regression\nmake bench-guard  # only the guard's rows (sections 1 and 5); keeps the rest of bench/results.json\n```\n\nIt needs `wrk` (installed by `make setup`). Raw numbers of the run are in `bench/results.json`. `bench/canary-filter-before.wasm` is the filter before the per-request optimisation (`make wasm` at commit e80c81c), kept so both are measured side by side."
     );
     out
+}
+
+fn decisions_section(out: &mut String, results: &Results) {
+    let runs = &results.decisions;
+    let _ = writeln!(out, "\n### 2.1 The judge beside fixed thresholds\n");
+    let when = match (
+        results.decisions_date.is_empty(),
+        results.decisions_note.is_empty(),
+    ) {
+        (true, _) => String::new(),
+        (false, true) => format!(" (run {})", results.decisions_date),
+        (false, false) => format!(
+            " (run {}; {})",
+            results.decisions_date, results.decisions_note
+        ),
+    };
+    let _ = writeln!(
+        out,
+        "{:.0} requests per second, the canary at 10% with a background analysis from the first step, both versions failing {:.0}% of requests{when}. A/A: nothing changes for {} s, so any rollback is false. Regressions: after {} s the canary turns bad; time is from then to the last request the canary served, and failed requests are the canary's after the fault. `thresholds` is the recommended setting above (error rate at most 2 points above stable's, p99 at most 25 ms above, interval 1 s, window 5 s, failureLimit 2, minSamples 20); `judge` is `provider: {{judge: {{route: app}}}}` with its defaults (α = 1% for the whole rollout, errors 0.1 point, latency 2 points or 20% at every bound from 5 ms), a look every second. Each run is its own Envoy, upstreams and `canary run`; the two analyses alternate run by run. Times are medians with min–max over the runs that caught it; 95% intervals are Clopper-Pearson.\n",
+        crate::detection::RATE,
+        decisions::BASELINE_ERRORS * 100.0,
+        decisions::AA_SECONDS,
+        decisions::HEALTHY_FIRST.as_secs()
+    );
+    let _ = writeln!(
+        out,
+        "| case | analysis | runs | false rollbacks (95% CI) | caught | fault → rollback in effect | failed canary requests after the fault |"
+    );
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
+    for case in std::iter::once(Case::AA).chain(Case::REGRESSIONS) {
+        for analysis in Analysis::ALL {
+            let row = decisions::row(runs, analysis, case);
+            if row.runs == 0 {
+                continue;
+            }
+            let (low, high) = row.false_interval;
+            let spread = |values: &[f64], unit: &str, digits: usize| {
+                if values.is_empty() {
+                    return "-".to_owned();
+                }
+                let s = crate::stats::Spread::of(values);
+                format!(
+                    "{:.digits$}{unit} ({:.digits$}–{:.digits$})",
+                    s.median, s.min, s.max
+                )
+            };
+            let caught = if case == Case::AA {
+                "-".to_owned()
+            } else {
+                format!("{} of {}", row.caught, row.runs)
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} of {} ({:.1}–{:.1}%) | {caught} | {} | {} |",
+                case.describe(),
+                analysis.describe(),
+                row.runs,
+                row.false_rollbacks,
+                row.runs,
+                low * 100.0,
+                high * 100.0,
+                spread(&row.seconds, " s", 1),
+                if case == Case::AA {
+                    "-".to_owned()
+                } else {
+                    spread(&row.failed, "", 0)
+                },
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nThe real runs check that the simulation (`docs/judge.md`, `make judge-sim`) is honest; with this many runs they cannot show a 1% rate by themselves. A regression run whose analysis rolled back during the healthy first seconds counts as a false rollback, not as caught. Failed canary requests are counted until the rollback, or over the whole {} s wait when there was none. A catch by an analysis that also rolls back identical versions is partly chance: read each time beside that analysis's A/A row.",
+        decisions::REGRESSION_LIMIT.as_secs()
+    );
 }
 
 fn data_plane_table(out: &mut String, dp: &DataPlane) {
