@@ -13,11 +13,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use canary_kube::PluginPusher;
+use canary_kube::{PluginPusher, PodReader};
 use canary_rollout::driver::{Observation, SplitPush};
-use canary_rollout::ports::{BoxFuture, MetricSource, RouterError, TrafficRouter};
+use canary_rollout::ports::{BoxFuture, Clock, MetricSource, RouterError, TrafficRouter};
+use canary_router::mesh::{MeshObserver, MeshSettings};
 use canary_router::{Observer, Router, Target};
 use canary_sources::kubernetes::KubernetesSource;
+use canary_sources::mesh::MeshGauges;
 use canary_sources::Sources;
 use kube::Client;
 
@@ -25,8 +27,8 @@ use crate::workload::plan::reaches;
 
 /// Where a rollout's pushes, observations and measurements go.
 pub trait Edges: Send + Sync {
-    /// The router of a rollout writing to `target`.
-    fn router(&self, target: PluginPusher) -> Arc<dyn TrafficRouter>;
+    /// The router of a rollout writing the split of `routes` to `target`.
+    fn router(&self, target: PluginPusher, routes: &[String]) -> Arc<dyn TrafficRouter>;
     /// The metric source of a rollout in `namespace`.
     fn metrics(&self, namespace: &str) -> Arc<dyn MetricSource>;
 }
@@ -38,24 +40,64 @@ pub struct ClusterEdges {
     client: Client,
     sources: Sources,
     observer: Observer,
+    mesh: Option<MeshWatch>,
+}
+
+/// How the proxies of a mesh are read: from the Prometheus that scrapes
+/// them, against the pods each rollout's Istio object applies to.
+pub struct MeshWatch {
+    /// The Prometheus scraping the proxies.
+    pub gauges: MeshGauges,
+    /// Istio's root namespace.
+    pub root_namespace: String,
+    /// Where the proxies of a root-namespace object run.
+    pub proxy_namespaces: Vec<String>,
+    /// The scrape job's interval.
+    pub scrape_interval: Duration,
+    /// The operator's clock.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl ClusterEdges {
-    /// Edges reaching the cluster through `client`.
+    /// Edges reaching the cluster through `client`; every rollout's
+    /// proxies are read by `observer`.
     pub fn new(client: Client, sources: Sources, observer: Observer) -> ClusterEdges {
         ClusterEdges {
             client,
             sources,
             observer,
+            mesh: None,
         }
+    }
+
+    /// Edges that read each rollout's proxies through `mesh` (one
+    /// observer per rollout, for its Istio object and route entries).
+    pub fn with_mesh(mut self, mesh: MeshWatch) -> ClusterEdges {
+        self.mesh = Some(mesh);
+        self
     }
 }
 
 impl Edges for ClusterEdges {
-    fn router(&self, target: PluginPusher) -> Arc<dyn TrafficRouter> {
+    fn router(&self, target: PluginPusher, routes: &[String]) -> Arc<dyn TrafficRouter> {
+        let observer = match &self.mesh {
+            Some(mesh) => Observer::Mesh(MeshObserver::new(
+                MeshSettings {
+                    plugin: target.object().clone(),
+                    routes: routes.to_vec(),
+                    root_namespace: mesh.root_namespace.clone(),
+                    proxy_namespaces: mesh.proxy_namespaces.clone(),
+                    scrape_interval: mesh.scrape_interval,
+                },
+                PodReader::new(self.client.clone()),
+                mesh.gauges.clone(),
+                Arc::clone(&mesh.clock),
+            )),
+            None => self.observer.clone(),
+        };
         Arc::new(Router {
             target: Target::Plugin(target),
-            observer: self.observer.clone(),
+            observer,
         })
     }
 

@@ -62,7 +62,7 @@ use crate::workload::apply::WorkloadError;
 use crate::workload::plan::{all_to_stable, reaches};
 use crate::workload::{plan, Plan, PlanInput, Stage, WorkloadAction, WorkloadView, Workloads};
 
-pub use edges::{ClusterEdges, Edges, Gate, PushLocks};
+pub use edges::{ClusterEdges, Edges, Gate, MeshWatch, PushLocks};
 use runner::Runner;
 pub use runner::Runners;
 use writer::StatusWriter;
@@ -477,7 +477,7 @@ impl<'a> Reconciler<'a> {
     async fn open(&self, world: &World, saved: Option<Position>, revision: String) -> Runner {
         let pusher = PluginPusher::new(self.ctx.client.clone(), world.target.clone());
         let router = Arc::new(Gate::new(
-            self.ctx.edges.router(pusher),
+            self.ctx.edges.router(pusher, &self.spec().routes),
             &self.ctx.push_locks,
             &world.target.to_string(),
             &self.spec().canary_version,
@@ -908,7 +908,7 @@ impl<'a> Reconciler<'a> {
     async fn canary_to_zero(&mut self, world: &World) -> Option<String> {
         let pusher = PluginPusher::new(self.ctx.client.clone(), world.target.clone());
         let router = Gate::new(
-            self.ctx.edges.router(pusher),
+            self.ctx.edges.router(pusher, &self.spec().routes),
             &self.ctx.push_locks,
             &world.target.to_string(),
             &self.spec().canary_version,

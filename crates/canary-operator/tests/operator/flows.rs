@@ -239,7 +239,7 @@ async fn commands_through_the_http_api_are_answered_with_the_report() {
             phase(s) == "Paused" && weight(s) == 10.0
         })
         .await;
-    let deadline = || std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = || tokio::time::Instant::now() + Duration::from_secs(30);
     let ask = |command| {
         let (request, answer) = CommandRequest::new(
             Some("shop/web".into()),

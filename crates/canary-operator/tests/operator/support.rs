@@ -143,7 +143,7 @@ pub struct FleetEdges {
 }
 
 impl Edges for FleetEdges {
-    fn router(&self, target: PluginPusher) -> Arc<dyn TrafficRouter> {
+    fn router(&self, target: PluginPusher, _routes: &[String]) -> Arc<dyn TrafficRouter> {
         Arc::new(FleetRouter {
             target: Target::Plugin(target),
             fleet: self.fleet.clone(),

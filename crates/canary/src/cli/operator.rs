@@ -12,11 +12,12 @@ use canary_api::{ApiState, Readiness};
 use canary_operator::events::EventRecorder;
 use canary_operator::leader::LeaseSettings;
 use canary_operator::operator::{run, OperatorSettings, WatchScope};
-use canary_operator::reconcile::{ClusterEdges, Context};
+use canary_operator::reconcile::{ClusterEdges, Context, MeshWatch};
 use canary_rollout::ports::{Clock, SystemClock};
 use canary_router::Observer;
 use canary_sources::envoy::EnvoySource;
 use canary_sources::http::HttpClient;
+use canary_sources::mesh::MeshGauges;
 use canary_sources::Sources as Providers;
 use tracing::{error, info};
 
@@ -48,6 +49,23 @@ pub struct Operator {
     /// How often Envoy's stats are scraped (window baselines).
     #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
     pub scrape_interval: Duration,
+    /// Read what the mesh's proxies apply from this Prometheus (the one
+    /// scraping them with the shipped job), against the pods each
+    /// rollout's Istio object applies to; takes precedence over
+    /// --envoy-admin for observing. See docs/install-istio.md.
+    #[arg(long, env = "CANARY_MESH_PROMETHEUS")]
+    pub mesh_prometheus: Option<String>,
+    /// The scrape interval of the proxies' job in --mesh-prometheus.
+    #[arg(long, default_value = "15s", value_parser = parse_duration_arg)]
+    pub mesh_scrape_interval: Duration,
+    /// Istio's root namespace.
+    #[arg(long, default_value = canary_router::mesh::DEFAULT_ROOT_NAMESPACE)]
+    pub mesh_root_namespace: String,
+    /// Where the proxies of a root-namespace Istio object run (a gateway's
+    /// namespace); repeat for several. The controller needs `list pods`
+    /// there.
+    #[arg(long = "mesh-proxy-namespace", value_delimiter = ',')]
+    pub mesh_proxy_namespaces: Vec<String>,
     /// Run without leader election: only ever one replica.
     #[arg(long)]
     pub no_leader_election: bool,
@@ -100,9 +118,9 @@ impl Operator {
         if let Some(envoy) = &envoy {
             Arc::clone(envoy).spawn_scraper(Arc::clone(&clock), self.scrape_interval);
         }
-        // The gateway's Envoy beside which the controller runs as a sidecar
-        // is also where the split in force is read; otherwise nothing
-        // observes the proxies yet and status says the split is unverified.
+        // In a mesh the proxies are read from Prometheus (--mesh-prometheus);
+        // beside a gateway, from its Envoy; otherwise nothing observes them
+        // and status says the split is unverified.
         let observer = match &envoy {
             Some(source) => Observer::Envoy {
                 source: Arc::clone(source),
@@ -110,13 +128,31 @@ impl Operator {
             },
             None => Observer::None,
         };
+        let mesh = self.mesh_prometheus.as_deref().map(|address| MeshWatch {
+            gauges: MeshGauges::new(http.clone(), address),
+            root_namespace: self.mesh_root_namespace.clone(),
+            proxy_namespaces: self.mesh_proxy_namespaces.clone(),
+            scrape_interval: self.mesh_scrape_interval,
+            clock: Arc::clone(&clock),
+        });
+        match (&mesh, &envoy) {
+            (Some(_), _) => info!("the proxies are read from Prometheus (--mesh-prometheus)"),
+            (None, Some(_)) => info!("the proxies are read from --envoy-admin"),
+            (None, None) => info!(
+                "neither --mesh-prometheus nor --envoy-admin: nothing observes the proxies, so pushed splits are taken as in force (unverified)"
+            ),
+        }
         let sources = Providers {
             http,
             envoy,
             prometheus_url: self.prometheus_url.clone(),
             kubernetes: None,
         };
-        let edges = Arc::new(ClusterEdges::new(client.clone(), sources, observer));
+        let mut edges = ClusterEdges::new(client.clone(), sources, observer);
+        if let Some(mesh) = mesh {
+            edges = edges.with_mesh(mesh);
+        }
+        let edges = Arc::new(edges);
         let events = EventRecorder::new(client.clone(), &identity);
         let context = Arc::new(Context::new(client, edges, clock, events));
         let (token, tls) = self.api.security()?;
