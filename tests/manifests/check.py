@@ -38,12 +38,7 @@ PROMETHEUS_CONFIG = ROOT / "manifests/prometheus/scrape-configs.yaml"
 # Problems known to be there, each with why; the check fails when one of
 # them disappears (so the entry is removed) as much as when a new one
 # appears. Matched by prefix.
-KNOWN_PROBLEMS = {
-    "AnalysisTemplate shop/pod-health: .spec.metrics[0].provider.kubernetes: unknown field":
-        "Argo Rollouts' CRD has no kubernetes provider: the template needs canary's plugin form",
-    "AnalysisTemplate shop/pod-health: .spec.metrics[1].provider.kubernetes: unknown field":
-        "the same",
-}
+KNOWN_PROBLEMS: dict[str, str] = {}
 
 
 def install_hint(tool: str) -> str:

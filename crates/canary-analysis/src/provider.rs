@@ -230,7 +230,11 @@ const SUPPORTED: &str =
 
 /// The metric plugins canary reads: its own providers in the form Argo's
 /// CRD stores them.
-const PLUGINS: [&str; 2] = ["canary.dev/judge", "canary.dev/envoy"];
+const PLUGINS: [&str; 3] = [
+    "canary.dev/judge",
+    "canary.dev/envoy",
+    "canary.dev/kubernetes",
+];
 
 const AUTHENTICATION: Unsupported = (
     "authentication",
@@ -482,6 +486,7 @@ fn read_plugin(r: &mut Reader, path: String, node: &Node) -> Option<Provider> {
     let at = object.at(one);
     match *one {
         "canary.dev/judge" => read_judge(r, at, node).map(Provider::Judge),
+        "canary.dev/kubernetes" => read_kubernetes(r, at, node).map(Provider::Kubernetes),
         _ => read_envoy(r, at, node).map(Provider::Envoy),
     }
 }

@@ -65,6 +65,11 @@ fn the_plugin_form_is_the_same_provider() {
     ));
     let metrics = envoy.instantiate(&Default::default()).unwrap();
     assert!(matches!(metrics[0].provider, Provider::Envoy(_)));
+    let kubernetes = template(&template_yaml(
+        "  - name: ready\n    interval: 1s\n    successCondition: result >= 0.5\n    provider:\n      plugin:\n        canary.dev/kubernetes: {namespace: shop, selector: app=web, quantity: ready-ratio}\n",
+    ));
+    let metrics = kubernetes.instantiate(&Default::default()).unwrap();
+    assert!(matches!(metrics[0].provider, Provider::Kubernetes(_)));
 }
 
 #[test]
@@ -107,7 +112,7 @@ fn other_plugins_are_refused() {
         "    provider:\n      plugin:\n        argoproj-labs/sample-prometheus: {query: x}\n",
     );
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(problems[0].contains("provider.plugin.argoproj-labs/sample-prometheus: unknown field; expected one of: canary.dev/judge, canary.dev/envoy"), "{problems:?}");
+    assert!(problems[0].contains("provider.plugin.argoproj-labs/sample-prometheus: unknown field; expected one of: canary.dev/judge, canary.dev/envoy, canary.dev/kubernetes"), "{problems:?}");
     assert!(
         problems[1].contains("provider.plugin: no plugin; canary loads no metric plugins"),
         "{problems:?}"

@@ -431,6 +431,26 @@ fn the_controller_pod_has_its_bindings_and_its_lease_where_it_runs() {
     }
     let container = &pod["containers"][0];
     assert_eq!(container["args"][0], "operator");
+    // The API listens on the pod's address: plain HTTP must be asked for,
+    // and the token is generated where the read-only container can write.
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--insecure"), "{args:?}");
+    let token_file = args
+        .iter()
+        .position(|a| *a == "--token-file")
+        .map(|i| args[i + 1])
+        .expect("--token-file");
+    let mounted = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| token_file.starts_with(m["mountPath"].as_str().unwrap()));
+    assert!(mounted, "{token_file} is not on a mounted volume");
     assert_eq!(
         container["image"], "canary",
         "set by the kustomization's images"
