@@ -64,6 +64,7 @@ pub async fn measure(http: &HttpClient, query: &WebQuery) -> MeasurementResult {
 /// Evaluates a Kubernetes-style JSONPath (`{$.data.ok}`, `{.data.ok}` or
 /// plain `$.data.ok`): one match gives that value, several a list.
 pub fn select(document: &Value, path: &str) -> Result<Value, String> {
+    check_path_shape(path)?;
     let trimmed = path.trim();
     let inner = trimmed
         .strip_prefix('{')
@@ -87,10 +88,55 @@ pub fn select(document: &Value, path: &str) -> Result<Value, String> {
     }
 }
 
+/// The longest jsonPath accepted, in bytes.
+pub const MAX_PATH_LENGTH: usize = 512;
+/// The deepest nesting of `[` in a jsonPath: the JSONPath parser takes
+/// time exponential in nested filters (`[?(@.a[?(@.b[?(…)])])]`, found by
+/// `make fuzz`).
+pub const MAX_PATH_NESTING: usize = 4;
+
+/// Refuses a jsonPath whose size or nesting would make parsing slow.
+fn check_path_shape(path: &str) -> Result<(), String> {
+    if path.len() > MAX_PATH_LENGTH {
+        return Err(format!(
+            "jsonPath is {} bytes long; at most {MAX_PATH_LENGTH}",
+            path.len()
+        ));
+    }
+    let mut depth = 0usize;
+    for c in path.chars() {
+        match c {
+            '[' => {
+                depth += 1;
+                if depth > MAX_PATH_NESTING {
+                    return Err(format!(
+                        "jsonPath nests `[` more than {MAX_PATH_NESTING} deep"
+                    ));
+                }
+            }
+            ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn deeply_nested_paths_are_refused_before_parsing() {
+        let doc = json!({"a": 1});
+        let deep = format!("$.a{}", "[?(@.b".repeat(12));
+        let err = select(&doc, &deep).expect_err("refused");
+        assert!(err.contains("nests `[`"), "{err}");
+        let long = format!("$.{}", "a".repeat(MAX_PATH_LENGTH));
+        assert!(select(&doc, &long)
+            .expect_err("refused")
+            .contains("bytes long"));
+    }
 
     #[test]
     fn kubernetes_style_paths() {

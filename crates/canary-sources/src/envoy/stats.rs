@@ -217,7 +217,8 @@ impl Histogram {
                 .all(|(a, b)| a.0 == b.0);
         if same_bounds {
             for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
-                mine.1 += theirs.1;
+                // Counts from a misbehaving endpoint must not wrap.
+                mine.1 = mine.1.saturating_add(theirs.1);
             }
             return;
         }
