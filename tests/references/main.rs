@@ -157,7 +157,7 @@ fn the_scanner_finds_paths_and_links() {
     );
     assert!(repo_paths("crates/<name>/src").is_empty());
     assert_eq!(
-        markdown_links("[a](docs/a.md#x) [b](https://x.y) [c](../README.md)"),
-        vec!["docs/a.md".to_owned(), "../README.md".to_owned()]
+        markdown_links("[a](docs/filter.md#x) [b](https://x.y) [c](../README.md)"),
+        vec!["docs/filter.md".to_owned(), "../README.md".to_owned()]
     );
 }
